@@ -1,0 +1,129 @@
+"""The shapes every codec shares: decoded messages, frames, sessions and errors.
+
+A codec is sans-IO (in the manner of h11): bytes go in, `Frame` values come out.
+Each `Frame` carries the messages decoded from one wire frame and the reply bytes
+the device expects for it.  The server writes a frame's reply only once the frame's
+messages are durable (store-then-ack), so codecs never write replies themselves.
+
+Times are timezone-aware UTC datetimes; `now` is always passed in.  Coordinates are
+WGS84 degrees, speed is in knots, course in degrees, altitude and accuracy in metres.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+
+class ProtocolError(Exception):
+    """The peer sent something we cannot decode (garbage, bad checksum, oversize).
+
+    Anything else raised from a codec is a bug in the codec.  `frame` holds the
+    offending bytes when they are known, for the log line.
+    """
+
+    def __init__(self, message: str, frame: bytes = b"") -> None:
+        super().__init__(message)
+        self.frame = frame
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Login:
+    """The device said who it is (IMEI or other unique id)."""
+
+    unique_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Position:
+    """One position or status record, in Traccar's vocabulary.
+
+    `outdated` is True for a record carrying status but no fix of its own
+    (heartbeat, status report); its place is then the device's last known one and
+    the coordinates here are meaningless.  `unique_id` is None when the frame did
+    not name the device; the session's logged-in id applies then.
+    `attributes` uses Traccar's keys (`ignition`, `power` V, `batteryLevel` %,
+    `alarm`, `sat`, `rssi`, `odometer` m ...).
+    """
+
+    fix_time: dt.datetime
+    valid: bool
+    latitude: float
+    longitude: float
+    altitude_m: float = 0.0
+    speed_kn: float = 0.0
+    course_deg: float = 0.0
+    accuracy_m: float = 0.0
+    device_time: dt.datetime | None = None
+    outdated: bool = False
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    network: Mapping[str, Any] | None = None
+    unique_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The device's answer to a downlink command."""
+
+    text: str
+    unique_id: str | None = None
+
+
+Message = Login | Position | CommandResult
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Frame:
+    """Everything decoded from one wire frame.
+
+    `reply` is what the device expects back for this frame (b"" for nothing).
+    The server sends it after `messages` are stored; for a frame with no position
+    (a login, a heartbeat without status) it may be sent at once.
+    `raw` is the frame as received, for logs.
+    """
+
+    messages: tuple[Message, ...]
+    reply: bytes = b""
+    raw: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One HTTP request, for HTTP-carried protocols (OsmAnd ...)."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    body: bytes = b""
+
+
+class Session(Protocol):
+    """Per-connection decoder state (logged-in id, serial numbers, dialect)."""
+
+    unique_id: str | None
+
+    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
+        """Feed stream bytes (TCP); return the frames they completed, in order.
+
+        Buffers partial frames; raises ProtocolError on garbage it cannot skip or
+        on a frame over the codec's size cap.
+        """
+
+    def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
+        """Decode one whole datagram (UDP); it holds one or more whole frames."""
+
+    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+        """Decode exactly one frame as the framer delivers it."""
+
+
+class Codec(Protocol):
+    """A protocol: its name, default listen addresses and a session factory."""
+
+    name: str
+    default_listen: tuple[str, ...]   # e.g. ("tcp:5023", "udp:5023")
+    max_frame_bytes: int
+
+    def new_session(self, options: Mapping[str, Any] | None = None) -> Session:
+        """A fresh per-connection session."""

@@ -1,0 +1,22 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="tracker",
+    version="0.1.0",
+    description="Fleet GPS tracking and equipment monitoring server",
+    python_requires=">=3.11",
+    packages=find_packages(include=["protocols*", "geofence*", "tracker*", "web*"]),
+    package_data={"tracker.storage": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"]},
+    install_requires=[
+        "twisted>=24.3",
+        "sqlalchemy>=2.0,<2.2",
+        "geoalchemy2>=0.15",
+        "alembic>=1.13",
+        "psycopg2-binary>=2.9",
+        "argon2-cffi>=23.1",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100"],
+    },
+    entry_points={"console_scripts": ["tracker = tracker.cli:main"]},
+)

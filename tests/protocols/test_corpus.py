@@ -1,0 +1,137 @@
+"""Conformance corpus: every case of ../shared/corpus/<protocol>.json through `replay`.
+
+Prints, per protocol, the pass figure (the case's own `kind`/`expect`) and the
+reference figure (field-by-field agreement with Traccar's output), lists the
+failing cases with reasons, and asserts the thresholds (pass >= 90 %,
+reference >= 80 %).  Cases where we decode differently from Traccar on
+purpose are listed in `KNOWN_DEVIATIONS` with the reason; any other failure
+fails `test_failures_are_only_known_deviations`.
+
+The corpus is data from Traccar's test suite (Apache-2.0); the module is
+skipped when ../shared/corpus is absent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Mapping
+
+import pytest
+
+from protocols import ProtocolError, get_codec
+from tests.protocols.corpus import CORPUS_DIR, case_options, payload_item, run_corpus
+
+if not CORPUS_DIR.is_dir():
+    pytest.skip(f"conformance corpus not found at {CORPUS_DIR}", allow_module_level=True)
+
+PASS_THRESHOLD = 0.90
+REFERENCE_THRESHOLD = 0.80
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusSpec:
+    """How to run one protocol's corpus."""
+
+    protocol: str
+    file: str
+    options: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    known_deviations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+GT06_DEVIATIONS = {
+    "gt06-21": "0x32 altitude is the frame's last two content bytes (687 m); Traccar reads "
+               "it from the CRC (-31703 m) and the signal from the serial number",
+    "gt06-60": "0x8C OBD frames end with a GPS block (valid fix, 84 km/h beside OBD speed "
+               "85 km/h); Traccar ignores it and reports a status record",
+    "gt06-79": "0x8C OBD GPS block decoded (invalid fix) instead of a status record",
+    "gt06-70": "0x95 short event has no event data; Traccar reads the serial number as eventData",
+    "gt06-166": "0x95 short event has no event data; Traccar reads the serial number as eventData",
+    "gt06-90": "0x27 cell block with a two-byte MNC is 10 bytes as its length byte says; Traccar "
+               "shifts the status block by one byte (signal 12, fence from the serial number)",
+    "gt06-95": "0xA3 with a fix also carries the status block (as 0xA5 does); Traccar skips it",
+}
+
+SPECS = [
+    # The corpus is Traccar's test frames, many with hand-edited (stale) CRCs
+    # and legacy CRC-less reports: replay them as Traccar does (lenient).
+    CorpusSpec("gt06", "gt06.json", {"lenient": True}, GT06_DEVIATIONS),
+]
+
+
+def _present(spec: CorpusSpec) -> bool:
+    return (CORPUS_DIR / spec.file).is_file()
+
+
+@pytest.fixture(scope="module", params=[s for s in SPECS if _present(s)], ids=lambda s: s.protocol)
+def corpus_run(request):
+    spec = request.param
+    report = run_corpus(spec.protocol, CORPUS_DIR / spec.file, spec.options)
+    summary = report.summary(spec.known_deviations)
+    print("\n" + summary)
+    return spec, report, summary
+
+
+def test_corpus_meets_thresholds(corpus_run):
+    """Pass >= 90 % and reference agreement >= 80 % (figures printed with -s / -rP)."""
+    _, report, summary = corpus_run
+    assert report.pass_rate() >= PASS_THRESHOLD, summary
+    assert report.reference_rate() >= REFERENCE_THRESHOLD, summary
+
+
+def test_failures_are_only_known_deviations(corpus_run):
+    """Any failure not documented as a deliberate deviation is a regression."""
+    spec, report, summary = corpus_run
+    unexpected = [r.case_id for r in report.results
+                  if (not r.passed or not r.reference_ok) and r.case_id not in spec.known_deviations]
+    assert not unexpected, summary
+
+
+def test_known_deviations_still_deviate(corpus_run):
+    """A deviation that now matches Traccar should leave the list."""
+    spec, report, _ = corpus_run
+    by_id = {r.case_id: r for r in report.results}
+    stale = [c for c in spec.known_deviations if c in by_id and by_id[c].reference_ok]
+    assert not stale
+
+
+def _crc_x25(data: bytes) -> int:
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFF
+
+
+def _well_formed(frame: bytes) -> bool:
+    """Length field, CRC and stop bits agree (checked independently of the codec)."""
+    head = 4 if frame[:2] == b"\x79\x79" else 3
+    total = head + int.from_bytes(frame[2:head], "big") + 2
+    if frame[:2] not in (b"\x78\x78", b"\x79\x79") or total - head - 2 < 5:
+        return False
+    if len(frame) not in (total - 2, total - 1, total) or not b"\r\n".startswith(frame[total - 2:]):
+        return False
+    return _crc_x25(frame[2:total - 4]) == int.from_bytes(frame[total - 4:total - 2], "big")
+
+
+@pytest.mark.skipif(not (CORPUS_DIR / "gt06.json").is_file(), reason="no gt06 corpus")
+def test_gt06_strict_mode_rejects_exactly_the_damaged_frames():
+    """Default (strict) sessions refuse a corpus frame iff its CRC or length is wrong."""
+    cases = json.loads((CORPUS_DIR / "gt06.json").read_text())["cases"]
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    mismatched, rejected = [], 0
+    for case in cases:
+        frame = payload_item(case["payload"])
+        options = case_options(case)
+        try:
+            get_codec("gt06").new_session(options).decode_frame(frame, now)
+            accepted = True
+        except ProtocolError:
+            accepted, rejected = False, rejected + 1
+        if accepted != _well_formed(frame):
+            mismatched.append(case["id"])
+    print(f"\ngt06 strict: {len(cases) - rejected}/{len(cases)} frames accepted, "
+          f"{rejected} refused for a bad CRC or length")
+    assert not mismatched

@@ -1,0 +1,136 @@
+"""Run the real server (`python -m tracker serve`) as a subprocess on loopback.
+
+Used by end-to-end tests and benchmarks: free ports, a TOML config, start, wait
+until the device and web ports accept connections, kill (gracefully or -9), restart
+on the same ports.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago (also checked free for UDP)."""
+    while True:
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def tracker_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tracker", *args]
+
+
+class ServerProcess:
+    """The server in a subprocess, configured for one database URL."""
+
+    def __init__(self, workdir: Path, database_url: str, unknown: str = "refuse") -> None:
+        self.workdir = Path(workdir)
+        self.gt06_port = free_port()
+        self.web_port = free_port()
+        self.config_path = self.workdir / "tracker.toml"
+        self.log_path = self.workdir / "server.log"
+        self.config_path.write_text(
+            f'[database]\nurl = "{database_url}"\n'
+            f'[web]\nport = {self.web_port}\ninterface = "127.0.0.1"\n'
+            f'[protocols]\ngt06 = ["tcp:{self.gt06_port}:interface=127.0.0.1", '
+            f'"udp:{self.gt06_port}:interface=127.0.0.1"]\n'
+            f'[devices]\nunknown = "{unknown}"\n')
+        self.process: subprocess.Popen | None = None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """Run `tracker --config ... ARGS`; raises on a non-zero exit."""
+        return subprocess.run(tracker_command("--config", str(self.config_path), *args),
+                              cwd=self.workdir, capture_output=True, text=True, check=True,
+                              timeout=120)
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            tracker_command("--config", str(self.config_path), "serve"),
+            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=_env())
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            if _accepts(self.gt06_port) and _accepts(self.web_port):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start in {timeout_s}s:\n{self.log()}")
+
+    def kill(self) -> None:
+        """kill -9: no chance to flush anything."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode if self.process else 0
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def api(self, path: str, email: str, password: str):
+        """GET an API path with Basic auth; returns the decoded JSON."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}")
+        token = base64.b64encode(f"{email}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def simulate_command(self, *args: str) -> list[str]:
+        """The `tracker simulate` command line for this server's GT06 port."""
+        return tracker_command("simulate", "--protocol", "gt06", "--host", "127.0.0.1",
+                               "--port", str(self.gt06_port), *args)
+
+    def simulate(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(self.simulate_command(*args), cwd=self.workdir,
+                              capture_output=True, text=True, timeout=timeout_s, env=_env(),
+                              check=False)
+
+    @staticmethod
+    def env() -> dict[str, str]:
+        """The environment the server and simulator subprocesses run with."""
+        return _env()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,103 @@
+"""Test doubles for the adapters: a line codec, a reactor, a thread pool, a store.
+
+The line codec speaks a toy protocol so the adapter tests exercise the adapters,
+not GT06: "LOGIN <id>", "POS <seconds> <lat> <lon> [alarm]", "HB", one per line;
+"BAD" and lines over 64 bytes raise ProtocolError.  Every frame's reply is
+"ACK <line>\n".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from protocols import Frame, Login, Position, ProtocolError
+from tracker.models import Device
+
+EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class LineSession:
+    def __init__(self):
+        self.unique_id = None
+        self._buffer = b""
+
+    def receive_data(self, data, now):
+        self._buffer += data
+        if len(self._buffer) > 64 and b"\n" not in self._buffer:
+            raise ProtocolError("line too long", self._buffer)
+        *lines, self._buffer = self._buffer.split(b"\n")
+        return [self.decode_frame(line, now) for line in lines]
+
+    def receive_datagram(self, data, now):
+        return [self.decode_frame(line, now) for line in data.split(b"\n") if line]
+
+    def decode_frame(self, frame, now):
+        words = frame.decode("ascii", "replace").split()
+        reply = b"ACK " + frame + b"\n"
+        if not words or words[0] == "BAD" or len(frame) > 64:
+            raise ProtocolError("bad line", frame)
+        if words[0] == "LOGIN":
+            self.unique_id = words[1]
+            return Frame((Login(words[1]),), reply, frame)
+        if words[0] == "POS":
+            attributes = {"alarm": words[4]} if len(words) > 4 else {}
+            position = Position(fix_time=EPOCH + dt.timedelta(seconds=int(words[1])), valid=True,
+                                latitude=float(words[2]), longitude=float(words[3]),
+                                attributes=attributes)
+            return Frame((position,), reply, frame)
+        if words[0] == "HB":
+            status = Position(fix_time=now, valid=False, latitude=0, longitude=0, outdated=True)
+            return Frame((status,), reply, frame)
+        return Frame((), reply, frame)
+
+
+class LineCodec:
+    name = "line"
+    default_listen = ("tcp:0",)
+    max_frame_bytes = 64
+
+    def new_session(self, options=None):
+        return LineSession()
+
+
+class FakeReactor(Clock):
+    """A Clock whose callFromThread runs the call at once."""
+
+    def callFromThread(self, f, *args, **kwargs):
+        f(*args, **kwargs)
+
+
+class SyncThreadPool:
+    """Runs 'threaded' calls at once, on the calling thread."""
+
+    def callInThreadWithCallback(self, on_result, f, *args, **kwargs):
+        try:
+            result = f(*args, **kwargs)
+        except Exception:
+            on_result(False, Failure())
+        else:
+            on_result(True, result)
+
+
+class MemoryDevices:
+    """The device part of the Store interface, in memory."""
+
+    def __init__(self, *unique_ids):
+        self.devices = {}
+        self.unknown = []
+        for unique_id in unique_ids:
+            self.add_device(unique_id, unique_id)
+
+    def device_by_unique_id(self, unique_id):
+        return self.devices.get(unique_id)
+
+    def add_device(self, unique_id, name, organisation_id=None):
+        device = Device(len(self.devices) + 1, unique_id, name, 1)
+        self.devices[unique_id] = device
+        return device
+
+    def record_unknown_device(self, attempt):
+        self.unknown.append(attempt)

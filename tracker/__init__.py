@@ -1,0 +1,1 @@
+"""The tracking server: configuration, CLI, Twisted adapters, pipeline, storage."""

@@ -1,0 +1,264 @@
+"""Twisted adapters: one TCP and one UDP adapter that serve any registered codec.
+
+The adapters own no protocol knowledge (h2's Twisted adapter is the model): they
+feed bytes to the codec's sans-IO session, hand the decoded frames to a
+`DeviceChannel`, and write the reply bytes the channel releases.
+
+Per device channel, frames are handled in arrival order:
+1. the device is identified (login frame, or an id carried in the frame);
+   an unknown device is refused: no reply, the connection closed (TCP) or the
+   peer forgotten (UDP);
+2. positions go through the pipeline and are submitted to the batch writer;
+3. the frame's reply is released only after its data is committed, and replies
+   leave in the order their frames arrived (store-then-ack).
+
+Bad input: a `ProtocolError` closes that TCP connection or drops that datagram,
+with a log line naming protocol, remote address and frame hex; nothing else is
+affected.  Limits: the codec's frame size cap, an idle timeout and a connection cap
+per listener.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet import defer, protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+
+from protocols import Codec, Frame, Login, Position, ProtocolError, Session
+from tracker.devices import DeviceDirectory
+from tracker.models import Device
+from tracker.pipeline import build_batch
+from tracker.writer import BatchWriter
+
+log = Logger()
+
+LOG_HEX_BYTES = 256   # at most this much of a bad frame goes into the log
+
+
+def frame_hex(data: bytes) -> str:
+    """Hex of `data` for a log line, truncated to LOG_HEX_BYTES."""
+    text = data[:LOG_HEX_BYTES].hex()
+    return text + ("..." if len(data) > LOG_HEX_BYTES else "")
+
+
+class Ingest:
+    """What every channel of one protocol shares."""
+
+    def __init__(self, codec: Codec, directory: DeviceDirectory, writer: BatchWriter,
+                 options=None) -> None:
+        self.codec = codec
+        self.directory = directory
+        self.writer = writer
+        self.options = options or {}
+
+
+class DeviceChannel:
+    """One device's conversation: a TCP connection or a UDP peer.
+
+    `send(bytes)` writes to the device; `close()` ends the conversation.
+    """
+
+    def __init__(self, ingest: Ingest, remote: str, send: Callable[[bytes], None],
+                 close: Callable[[], None]) -> None:
+        self.ingest = ingest
+        self.remote = remote
+        self.device: Device | None = None
+        self.closed = False
+        self._send = send
+        self._close = close
+        self._work: defer.Deferred = defer.succeed(None)   # identification, in order
+        self._acks: defer.Deferred = defer.succeed(None)   # replies, in order
+
+    def frames_received(self, frames: list[Frame], session: Session) -> None:
+        for frame in frames:
+            self._work.addCallback(lambda _, f=frame: self._process(f, session))
+        self._work.addErrback(self._failed, "processing a frame")
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._close()
+
+    def _process(self, frame: Frame, session: Session):
+        if self.closed:
+            return None
+        unique_id = _frame_unique_id(frame) or session.unique_id
+        if unique_id is None:
+            if any(isinstance(m, Position) for m in frame.messages):
+                log.warn("{protocol} data before login from {remote} dropped: {hex}",
+                         protocol=self.ingest.codec.name, remote=self.remote, hex=frame_hex(frame.raw))
+                return None
+            self._release(frame, defer.succeed(None))
+            return None
+        if self.device is not None and self.device.unique_id == unique_id:
+            self._submit(frame)
+            return None
+        d = self.ingest.directory.identify(unique_id, self.ingest.codec.name, self.remote)
+        d.addCallback(self._identified, frame, unique_id)
+        return d
+
+    def _identified(self, device: Device | None, frame: Frame, unique_id: str) -> None:
+        if device is None:
+            log.info("{protocol} connection from {remote} refused: unknown device {unique_id}",
+                     protocol=self.ingest.codec.name, remote=self.remote, unique_id=unique_id)
+            self.close()
+            return
+        self.device = device
+        self._submit(frame)
+
+    def _submit(self, frame: Frame) -> None:
+        positions = [m for m in frame.messages if isinstance(m, Position)]
+        committed: defer.Deferred = defer.succeed(None)
+        if positions:
+            directory = self.ingest.directory
+            batch = build_batch(self.device, self.ingest.codec.name, positions,
+                                directory.track(self.device), directory.now())
+            if batch.positions or batch.events or batch.statuses:
+                committed = self.ingest.writer.submit(batch)
+        self._release(frame, committed)
+
+    def _release(self, frame: Frame, committed: defer.Deferred) -> None:
+        """Send the frame's reply once `committed` fires and earlier replies left."""
+        self._acks.addCallback(lambda _: committed)
+        if frame.reply:
+            self._acks.addCallback(self._write, frame.reply)
+        self._acks.addErrback(self._failed, "storing data (no ack sent)")
+
+    def _write(self, _, reply: bytes) -> None:
+        if not self.closed:
+            self._send(reply)
+
+    def _failed(self, failure, doing: str) -> None:
+        log.failure("{protocol} device {remote}: failed {doing}; closing",
+                    failure, protocol=self.ingest.codec.name, remote=self.remote, doing=doing)
+        self.close()
+
+
+def _frame_unique_id(frame: Frame) -> str | None:
+    for message in frame.messages:
+        if isinstance(message, Login):
+            return message.unique_id
+        if getattr(message, "unique_id", None):
+            return message.unique_id
+    return None
+
+
+class DeviceStreamProtocol(protocol.Protocol, TimeoutMixin):
+    """TCP: one codec session and one device channel per connection."""
+
+    def __init__(self, factory: "DeviceStreamFactory") -> None:
+        self.factory = factory
+        self.session = factory.ingest.codec.new_session(factory.ingest.options)
+        self.channel: DeviceChannel | None = None
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        remote = f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
+        self.channel = DeviceChannel(self.factory.ingest, remote, self.transport.write,
+                                     self.transport.loseConnection)
+        self.factory.connections += 1
+        if self.factory.connections > self.factory.max_connections:
+            log.warn("{protocol}: connection limit {limit} reached, refusing {remote}",
+                     protocol=self.factory.ingest.codec.name,
+                     limit=self.factory.max_connections, remote=remote)
+            self.channel.close()
+            return
+        self.setTimeout(self.factory.idle_timeout_s)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.channel.closed:
+            return
+        self.resetTimeout()
+        try:
+            frames = self.session.receive_data(data, self.factory.ingest.directory.now())
+        except ProtocolError as error:
+            log.warn("{protocol} bad frame from {remote}, closing: {error}; frame {hex}",
+                     protocol=self.factory.ingest.codec.name, remote=self.channel.remote,
+                     error=error, hex=frame_hex(error.frame or data))
+            self.channel.close()
+            return
+        except Exception:
+            log.failure("{protocol} decoder bug on data from {remote}: {hex}",
+                        protocol=self.factory.ingest.codec.name, remote=self.channel.remote,
+                        hex=frame_hex(data))
+            self.channel.close()
+            return
+        self.channel.frames_received(frames, self.session)
+
+    def timeoutConnection(self) -> None:
+        log.info("{protocol} connection from {remote} idle, closing",
+                 protocol=self.factory.ingest.codec.name, remote=self.channel.remote)
+        self.channel.close()
+
+    def connectionLost(self, reason=protocol.connectionDone) -> None:
+        self.setTimeout(None)
+        self.factory.connections -= 1
+        if self.channel is not None:
+            self.channel.closed = True
+
+
+class DeviceStreamFactory(protocol.ServerFactory):
+    """Builds DeviceStreamProtocol for one codec; counts its connections."""
+
+    def __init__(self, ingest: Ingest, reactor, idle_timeout_s: float = 600.0,
+                 max_connections: int = 50_000) -> None:
+        self.ingest = ingest
+        self.idle_timeout_s = idle_timeout_s
+        self.max_connections = max_connections
+        self.connections = 0
+        self._reactor = reactor
+
+    def buildProtocol(self, addr) -> DeviceStreamProtocol:
+        p = DeviceStreamProtocol(self)
+        p.callLater = self._reactor.callLater   # TimeoutMixin uses the injected clock
+        return p
+
+
+class DeviceDatagramProtocol(protocol.DatagramProtocol):
+    """UDP: one codec session and device channel per remote address.
+
+    Peers silent for `idle_timeout_s` are forgotten; at most `max_peers` are kept
+    (the longest silent is forgotten first).
+    """
+
+    def __init__(self, ingest: Ingest, reactor, idle_timeout_s: float = 600.0,
+                 max_peers: int = 50_000) -> None:
+        self.ingest = ingest
+        self._reactor = reactor
+        self._idle_timeout_s = idle_timeout_s
+        self._max_peers = max_peers
+        self._peers: dict[tuple, tuple[Session, DeviceChannel, float]] = {}
+
+    def datagramReceived(self, data: bytes, addr) -> None:
+        session, channel = self._peer(addr)
+        try:
+            frames = session.receive_datagram(data, self.ingest.directory.now())
+        except ProtocolError as error:
+            log.warn("{protocol} bad datagram from {remote} dropped: {error}; frame {hex}",
+                     protocol=self.ingest.codec.name, remote=channel.remote, error=error,
+                     hex=frame_hex(error.frame or data))
+            return
+        except Exception:
+            log.failure("{protocol} decoder bug on datagram from {remote}: {hex}",
+                        protocol=self.ingest.codec.name, remote=channel.remote, hex=frame_hex(data))
+            return
+        channel.frames_received(frames, session)
+
+    def _peer(self, addr) -> tuple[Session, DeviceChannel]:
+        now = self._reactor.seconds()
+        entry = self._peers.pop(addr, None)
+        if entry is None or entry[1].closed or now - entry[2] > self._idle_timeout_s:
+            self._forget_oldest()
+            session = self.ingest.codec.new_session(self.ingest.options)
+            channel = DeviceChannel(self.ingest, f"{addr[0]}:{addr[1]}",
+                                    lambda data: self.transport.write(data, addr),
+                                    lambda: self._peers.pop(addr, None))
+            entry = (session, channel, now)
+        self._peers[addr] = (entry[0], entry[1], now)   # re-insert: dict order = recency
+        return entry[0], entry[1]
+
+    def _forget_oldest(self) -> None:
+        while len(self._peers) >= self._max_peers:
+            self._peers.pop(next(iter(self._peers)))

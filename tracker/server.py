@@ -1,0 +1,84 @@
+"""Assembles the running server: storage, batch writer, device listeners, web.
+
+`TrackerServer(config, reactor).start()` migrates the database, starts the writer
+thread and the database thread pool, and listens on every configured protocol
+address and on the web port.  `stop()` stops listening, commits what is queued and
+stops the threads; it runs before reactor shutdown (SIGTERM, SIGINT).
+"""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from protocols import get_codec
+from tracker.adapters import DeviceDatagramProtocol, DeviceStreamFactory, Ingest
+from tracker.config import Config
+from tracker.devices import DeviceDirectory
+from tracker.storage import open_store
+from tracker.writer import BatchWriter
+from web.site import build_site
+
+log = Logger()
+
+
+class TrackerServer:
+    """The whole server in one reactor; see the module docstring."""
+
+    def __init__(self, config: Config, reactor, store=None) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.store = store if store is not None else open_store(config.database_url)
+        self.threadpool = ThreadPool(minthreads=1, maxthreads=8, name="database")
+        self.writer = BatchWriter(self.store, reactor, max_positions=config.batch_max_positions,
+                                  max_delay_s=config.batch_max_delay_s,
+                                  max_pending=config.writer_max_pending)
+        self.directory = DeviceDirectory(self.store, reactor, self.threadpool,
+                                         config.unknown_devices)
+        self.listeners: dict[tuple[str, str], object] = {}   # (protocol, transport) -> port
+        self.web_port = None
+
+    def start(self) -> None:
+        """Migrate, start threads and listen.  Raises if a port cannot be bound."""
+        self.store.migrate()
+        self.threadpool.start()
+        self.writer.start()
+        self.reactor.addSystemEventTrigger("before", "shutdown", self.stop)
+        for name, addresses in self.config.protocols.items():
+            ingest = Ingest(get_codec(name), self.directory, self.writer)
+            for address in addresses:
+                self.listeners[(name, address.transport)] = self._listen(ingest, address)
+                log.info("{protocol} listening on {address}", protocol=name, address=str(address))
+        site = build_site(self.store, self.threadpool, self.reactor)
+        self.web_port = self.reactor.listenTCP(self.config.web_port, site,
+                                               interface=self.config.web_interface)
+        log.info("web and API on port {port}; database {dialect}",
+                 port=self.web_port.getHost().port, dialect=self.store.dialect)
+
+    def port_of(self, protocol: str, transport: str = "tcp") -> int:
+        """The port number `protocol` listens on (useful with port 0 in tests)."""
+        return self.listeners[(protocol, transport)].getHost().port
+
+    def _listen(self, ingest: Ingest, address):
+        if address.transport == "tcp":
+            factory = DeviceStreamFactory(ingest, self.reactor, self.config.idle_timeout_s,
+                                          self.config.max_connections)
+            return self.reactor.listenTCP(address.port, factory, interface=address.interface)
+        udp = DeviceDatagramProtocol(ingest, self.reactor, self.config.idle_timeout_s,
+                                     self.config.max_connections)
+        return self.reactor.listenUDP(address.port, udp, interface=address.interface)
+
+    @defer.inlineCallbacks
+    def stop(self):
+        """Stop listening, commit queued data, stop the threads."""
+        ports = list(self.listeners.values())
+        self.listeners = {}
+        if self.web_port is not None:
+            ports.append(self.web_port)
+            self.web_port = None
+        yield defer.DeferredList([defer.maybeDeferred(p.stopListening) for p in ports])
+        yield self.writer.stop()
+        if self.threadpool.started:
+            self.threadpool.stop()
+        log.info("server stopped; all queued data committed")

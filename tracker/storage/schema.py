@@ -1,0 +1,192 @@
+"""The relational schema (SQLAlchemy 2 Core), identical on SQLite and PostGIS.
+
+This module describes the tables as the Python code uses them; the Alembic
+revisions in `migrations/versions/` create them (a test checks that the two agree).
+PostgreSQL gets one thing more, added by the migration only: `positions.geom`, a
+`geography(Point,4326)` column GENERATED from longitude/latitude with a GiST index.
+It is not declared here because nothing writes it (the database computes it) and
+the Python code path must not differ between the databases; spatial queries name it
+explicitly (`POSITION_GEOM_COLUMN`).
+
+Conventions:
+- every time is a `UTCDateTime`: stored as UTC, always read back timezone-aware;
+- JSON columns are `JSONB` on PostgreSQL, JSON text on SQLite;
+- speed is in knots, distances in metres, angles in degrees;
+- `devices.position_id` and `events.position_id` are plain numbers, not foreign
+  keys: positions get purged by retention (and partitioned by time on large
+  installs, where foreign keys into positions are not possible);
+- `UNIQUE (device_id, fix_time)` on positions is also THE (device_id, fix_time)
+  index for history queries; a second identical index would only slow inserts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+DEFAULT_ORGANISATION_ID = 1   # created by the initial migration
+POSITION_GEOM_COLUMN = "geom"   # PostgreSQL only, see the module docstring
+
+# Deterministic constraint names, so that migrations can refer to them.
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL stores `timestamp with time zone`; SQLite has no time zones, so the
+    value is stored as naive UTC text and the UTC zone is put back when reading.
+    Naive datetimes are refused: their meaning would depend on the machine.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None,
+                           dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, dt.datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}: {value!r}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; "
+                             "storage takes timezone-aware UTC datetimes only")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None,
+                             dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def JsonType(none_as_null: bool = False) -> JSON:  # noqa: N802 - reads like a type
+    """JSON on SQLite, JSONB on PostgreSQL (same Python values both ways).
+
+    With `none_as_null`, Python None is stored as SQL NULL rather than JSON null.
+    """
+    return JSON(none_as_null=none_as_null).with_variant(
+        JSONB(none_as_null=none_as_null), "postgresql")
+
+
+def BigId() -> BigInteger:  # noqa: N802
+    """A 64-bit id; INTEGER on SQLite, where only that becomes an autoincrement rowid."""
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+organisations = Table(
+    "organisations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),   # stored lower-case
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("password_hash", String(255), nullable=False),        # Argon2id PHC string
+    Column("administrator", Boolean, nullable=False, server_default=false()),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),   # sha256 hex of the token
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("expires", UTCDateTime(), nullable=False, index=True),
+)
+
+devices = Table(
+    "devices", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("unique_id", String(128), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False,
+           index=True),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("last_update", UTCDateTime(), nullable=True),
+    Column("position_id", BigId(), nullable=True),     # latest non-archive position
+    Column("attributes", JsonType(), nullable=False,   # status attributes, merged
+           server_default=text("'{}'")),
+)
+
+positions = Table(
+    "positions", metadata,
+    Column("id", BigId(), primary_key=True, autoincrement=True),
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("protocol", String(64), nullable=False),
+    Column("server_time", UTCDateTime(), nullable=False),
+    Column("device_time", UTCDateTime(), nullable=False),
+    Column("fix_time", UTCDateTime(), nullable=False),
+    Column("valid", Boolean, nullable=False),
+    Column("latitude", Double(), nullable=False),
+    Column("longitude", Double(), nullable=False),
+    Column("altitude", Double(), nullable=False, server_default="0"),   # metres
+    Column("speed", Double(), nullable=False, server_default="0"),      # knots
+    Column("course", Double(), nullable=False, server_default="0"),     # degrees
+    Column("accuracy", Double(), nullable=False, server_default="0"),   # metres
+    Column("attributes", JsonType(), nullable=False),
+    Column("network", JsonType(none_as_null=True), nullable=True),
+    Column("archive", Boolean, nullable=False, server_default=false()),
+    UniqueConstraint("device_id", "fix_time"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", BigId(), primary_key=True, autoincrement=True),
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE"),
+           nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("event_time", UTCDateTime(), nullable=False),
+    Column("position_id", BigId(), nullable=True),
+    Column("attributes", JsonType(), nullable=False),
+    # attributes['alarm'] or '': part of the unique key, so a retransmitted alarm
+    # is stored once while two different alarms at the same instant are both kept.
+    Column("alarm", String(128), nullable=False, server_default=""),
+    UniqueConstraint("device_id", "type", "event_time", "alarm"),
+    Index("ix_events_device_id_event_time", "device_id", "event_time"),
+)
+
+unknown_devices = Table(
+    "unknown_devices", metadata,
+    Column("id", BigId(), primary_key=True, autoincrement=True),
+    Column("unique_id", String(128), nullable=False),
+    Column("protocol", String(64), nullable=False),
+    Column("remote_address", String(128), nullable=False),
+    Column("attempt_time", UTCDateTime(), nullable=False, index=True),
+)

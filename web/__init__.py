@@ -1,0 +1,1 @@
+"""HTTP: the Traccar-compatible REST API (and later pages), served by twisted.web."""

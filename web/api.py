@@ -1,0 +1,459 @@
+"""The Traccar-compatible REST resources under /api.
+
+Endpoints (Traccar's paths, parameters and JSON shapes, so `pytraccar` and other
+Traccar integrations work unchanged):
+
+=========================  ========================================================
+``GET /api/server``        server information; no authentication (as Traccar)
+``GET /api/session``       the logged-in user; 404 when not logged in
+``POST /api/session``      form login (``email``, ``password``); sets the cookie
+``DELETE /api/session``    logout: the session is deleted, 204 (also when none)
+``GET /api/devices``       devices the user may see; ``id`` / ``uniqueId`` filters
+``GET /api/positions``     latest per device; ``deviceId`` + ``from`` + ``to``:
+                           history oldest first; ``id``: those positions
+=========================  ========================================================
+
+Conventions:
+
+- Every store call runs on the thread pool (`deferToThreadPool`); handlers are
+  coroutines and the response is written when they finish (``NOT_DONE_YET``).
+- Errors are JSON ``{"status", "error", "message"}`` with the status code; an
+  unexpected exception is logged with its traceback and the client gets a 500
+  with no detail.  Nothing a client sends can take the server down.
+- Every response carries ``Cache-Control: no-store`` and ``X-Content-Type-Options:
+  nosniff``; JSON bodies are ``application/json; charset=utf-8``.
+- Unknown path: 404.  Known path, wrong method: 405 with ``Allow``.  HEAD works
+  wherever GET does.  Request bodies are capped at `MAX_BODY_BYTES` (413).
+- Scoping, and what an invisible object looks like: list filters (``id`` and
+  ``uniqueId`` on devices, ``id`` on positions) simply leave out what the user may
+  not see or what does not exist, as an empty result does.  ``deviceId`` names
+  one device, and a device the user may not see is a 404 exactly like a device
+  that does not exist, so the answer does not reveal which it is.
+- Bad parameters are a 400 naming the parameter: a non-integer id, a time that is
+  not ISO 8601 or has no UTC offset (``2024-01-01T00:00:00Z``), ``from`` after
+  ``to``, only one of ``from``/``to``, ``from``/``to`` without ``deviceId``, ``id``
+  together with ``deviceId``.  A ``+`` offset sent unencoded in the query (which
+  form decoding turns into a space) is repaired.  Unknown parameters are ignored,
+  as Traccar does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+
+from tracker.models import User
+from tracker.storage.api import Store
+from web import jsonshapes
+from web.auth import (
+    REALM,
+    UNSAFE_METHODS,
+    AuthenticationFailed,
+    Authenticator,
+    TooManyAttempts,
+    same_origin,
+)
+
+log = Logger()
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_IDS = 1000
+JSON_TYPE = b"application/json; charset=utf-8"
+
+_INT_RE = re.compile(r"[0-9]{1,18}")
+_SPACE_OFFSET_RE = re.compile(r"(.*T[0-9:.,]+) ([0-9]{2}(?::?[0-9]{2})?)")
+
+
+class ApiError(Exception):
+    """An error answer: status, message for the client, extra headers."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    status: int = 200
+    body: Any = None             # JSON-ready value; None with 204
+    headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiContext:
+    """What the resources share: the store, where to run it, who is calling."""
+
+    store: Store
+    threadpool: Any
+    reactor: Any
+    auth: Authenticator
+    version: str
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Deferred:
+        """Run a blocking store call on the thread pool."""
+        return deferToThreadPool(self.reactor, self.threadpool, fn, *args)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.reactor.seconds(), dt.UTC)
+
+
+class BoundedRequest(server.Request):
+    """A request whose body is capped: beyond the cap it is read and dropped.
+
+    The resource then answers 413.  (twisted.web otherwise buffers any body,
+    spilling to a temporary file, and would parse a form of any size.)
+    """
+
+    max_body_bytes = MAX_BODY_BYTES
+    body_too_large = False
+    _body_bytes = 0
+
+    def gotLength(self, length):
+        if length is not None and length > self.max_body_bytes:
+            self.body_too_large = True
+            length = 0
+        self._body_bytes = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        self._body_bytes += len(data)
+        if self._body_bytes > self.max_body_bytes:
+            self.body_too_large = True
+        if not self.body_too_large:
+            super().handleContentChunk(data)
+
+
+# -- response writing --------------------------------------------------------------
+
+def _start_headers(request: IRequest) -> None:
+    request.setHeader(b"Server", b"tracker")
+    request.setHeader(b"Cache-Control", b"no-store")
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+
+
+def _write(request: IRequest, reply: Reply) -> None:
+    request.setResponseCode(reply.status)
+    for name, value in reply.headers.items():
+        request.setHeader(name.encode("ascii"), value.encode("latin-1"))
+    if reply.body is None:
+        if reply.status != HTTPStatus.NO_CONTENT:   # 204 has no Content-Length (RFC 9110)
+            request.setHeader(b"Content-Length", b"0")
+    else:
+        body = jsonshapes.dumps(reply.body)
+        request.setHeader(b"Content-Type", JSON_TYPE)
+        request.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
+        request.write(body)
+    request.finish()
+
+
+def error_reply(status: int, message: str, headers: Mapping[str, str] | None = None) -> Reply:
+    reason = HTTPStatus(status).phrase
+    return Reply(status, jsonshapes.error_json(status, reason, message), dict(headers or {}))
+
+
+def _reply_for_failure(request: IRequest, failure: Failure) -> Reply:
+    error = failure.value
+    if isinstance(error, ApiError):
+        return error_reply(error.status, error.message, error.headers)
+    if isinstance(error, AuthenticationFailed):
+        headers = {}
+        xhr = (request.getHeader(b"x-requested-with") or b"").lower() == b"xmlhttprequest"
+        if error.basic_challenge and not xhr:
+            # Traccar's rule: no challenge for XHR, so browsers show no dialog.
+            headers["WWW-Authenticate"] = f'Basic realm="{REALM}", charset="UTF-8"'
+        return error_reply(401, error.message, headers)
+    if isinstance(error, TooManyAttempts):
+        return error_reply(429, str(error), {"Retry-After": str(error.retry_after_s)})
+    log.failure("error serving {method} {path}", failure,
+                method=_printable(request.method), path=_printable(request.path))
+    return error_reply(500, "internal server error")
+
+
+def _printable(raw: bytes | None) -> str:
+    return (raw or b"").decode("ascii", "backslashreplace")[:200]
+
+
+# -- resources ---------------------------------------------------------------------
+
+Handler = Callable[[IRequest, User | None], Awaitable[Any]]
+
+
+class JsonResource(Resource):
+    """Base of the API endpoints: method dispatch, errors, auth, async rendering.
+
+    Subclasses name their handlers in `methods` (method -> coroutine method
+    name); a handler gets the request and the user (None when `needs_user` is
+    false) and returns a `Reply` or a JSON-ready value (200).
+    """
+
+    isLeaf = True
+    methods: Mapping[bytes, str] = {}
+    needs_user = True
+
+    def __init__(self, context: ApiContext):
+        super().__init__()
+        self.context = context
+
+    def render(self, request: IRequest):
+        _start_headers(request)
+        method = request.method.upper()
+        if request.postpath not in ([], [b""]):
+            _write(request, error_reply(404, "no such resource"))
+            return server.NOT_DONE_YET
+        if method == b"HEAD" and b"HEAD" not in self.methods:
+            method = b"GET"
+        name = self.methods.get(method)
+        if name is None:
+            allowed = sorted(self.methods) + ([b"HEAD"] if b"GET" in self.methods else [])
+            allow = ", ".join(m.decode() for m in allowed)
+            _write(request, error_reply(405, "method not allowed", {"Allow": allow}))
+            return server.NOT_DONE_YET
+        handler = getattr(self, name)
+
+        disconnected = []
+        request.notifyFinish().addErrback(lambda _: disconnected.append(True))
+
+        def done(reply: Any) -> None:
+            if disconnected:
+                return
+            if not isinstance(reply, Reply):
+                reply = Reply(200, reply)
+            _write(request, reply)
+
+        def failed(failure: Failure) -> None:
+            if disconnected:
+                log.failure("error after the client left {method} {path}", failure,
+                            method=_printable(request.method), path=_printable(request.path))
+                return
+            _write(request, _reply_for_failure(request, failure))
+
+        d = Deferred.fromCoroutine(self._serve(request, method, handler))
+        d.addCallback(done)
+        d.addErrback(failed)
+        d.addErrback(lambda f: log.failure("could not write the response", f))
+        return server.NOT_DONE_YET
+
+    async def _serve(self, request: IRequest, method: bytes, handler: Handler) -> Any:
+        if getattr(request, "body_too_large", False):
+            raise ApiError(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        if method in UNSAFE_METHODS and not same_origin(
+                request.getHeader(b"origin"), request.getHeader(b"host")):
+            raise ApiError(403, "cross-origin request refused (Origin does not match Host)")
+        user = await self.context.auth.require_user(request) if self.needs_user else None
+        return await handler(request, user)
+
+
+class NotFound(Resource):
+    """404 JSON for any path (and method) nothing else claims."""
+
+    isLeaf = True
+
+    def render(self, request: IRequest):
+        _start_headers(request)
+        _write(request, error_reply(404, "no such resource"))
+        return server.NOT_DONE_YET
+
+
+class JsonRoot(Resource):
+    """A directory whose unknown children are JSON 404s (and itself too)."""
+
+    def getChild(self, path: bytes, request: IRequest) -> Resource:
+        return NotFound()
+
+    def render(self, request: IRequest):
+        return NotFound().render(request)
+
+
+class ServerResource(JsonResource):
+    methods = {b"GET": "get"}
+    needs_user = False
+
+    async def get(self, request: IRequest, user: None) -> Any:
+        return jsonshapes.server_json(self.context.version)
+
+
+class SessionResource(JsonResource):
+    methods = {b"GET": "get", b"POST": "post", b"DELETE": "delete"}
+    needs_user = False
+
+    async def get(self, request: IRequest, user: None) -> Any:
+        auth = self.context.auth
+        if request.getHeader(b"authorization") is not None:
+            return jsonshapes.user_json(await auth.basic_user(request))
+        found = await auth.cookie_user(request)
+        if found is None:
+            raise ApiError(404, "not logged in")
+        return jsonshapes.user_json(found)
+
+    async def post(self, request: IRequest, user: None) -> Any:
+        fields = _form_fields(request)
+        email = _single(fields, "email")
+        password = _single(fields, "password")
+        if not email or password is None:
+            raise ApiError(400, "form fields email and password are required")
+        login = await self.context.auth.login(request, email, password)
+        return jsonshapes.user_json(login.user)
+
+    async def delete(self, request: IRequest, user: None) -> Reply:
+        await self.context.auth.logout(request)
+        return Reply(204)
+
+
+class DevicesResource(JsonResource):
+    methods = {b"GET": "get"}
+
+    async def get(self, request: IRequest, user: User) -> Any:
+        ids = set(_int_params(request, "id"))
+        unique_ids = set(_str_params(request, "uniqueId"))
+        devices = await self.context.call(self.context.store.devices, user)
+        if ids or unique_ids:
+            devices = [d for d in devices if d.id in ids or d.unique_id in unique_ids]
+        now = self.context.now()
+        return [jsonshapes.device_json(device, now) for device in devices]
+
+
+class PositionsResource(JsonResource):
+    methods = {b"GET": "get"}
+
+    async def get(self, request: IRequest, user: User) -> Any:
+        store = self.context.store
+        ids = _int_params(request, "id")
+        device_ids = _int_params(request, "deviceId")
+        start = _time_param(request, "from")
+        end = _time_param(request, "to")
+        if len(device_ids) > 1:
+            raise ApiError(400, "deviceId may be given only once")
+        if ids and (device_ids or start or end):
+            raise ApiError(400, "id cannot be combined with deviceId, from or to")
+        if (start is None) != (end is None):
+            raise ApiError(400, "from and to must be given together")
+        if start is not None and not device_ids:
+            raise ApiError(400, "from and to need a deviceId")
+        if start is not None and start > end:
+            raise ApiError(400, "from must not be after to")
+
+        if ids:
+            positions = await self.context.call(store.positions_by_ids, user, ids)
+        elif device_ids:
+            positions = await self.context.call(
+                _device_positions, store, user, device_ids[0], start, end)
+            if positions is None:
+                raise ApiError(404, f"no device with id {device_ids[0]}")
+        else:
+            positions = await self.context.call(store.latest_positions, user)
+        return [jsonshapes.position_json(position) for position in positions]
+
+
+def _device_positions(store: Store, user: User, device_id: int, start: dt.datetime | None,
+                      end: dt.datetime | None):
+    """One device's history (or latest position); None if the user may not see it.
+
+    Runs on the thread pool as one unit, so the visibility check and the read
+    cost one hop.
+    """
+    device = next((d for d in store.devices(user) if d.id == device_id), None)
+    if device is None:
+        return None
+    if start is not None:
+        return store.positions(user, device_id, start, end)
+    if device.position_id is None:
+        return []
+    return store.positions_by_ids(user, [device.position_id])
+
+
+# -- parameters ----------------------------------------------------------------------
+
+def _short(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+def _str_params(request: IRequest, name: str) -> list[str]:
+    values = (request.args or {}).get(name.encode("ascii"), [])
+    if len(values) > MAX_IDS:
+        raise ApiError(400, f"at most {MAX_IDS} values of {name}")
+    try:
+        return [value.decode("utf-8") for value in values]
+    except UnicodeDecodeError:
+        raise ApiError(400, f"{name} is not valid UTF-8") from None
+
+
+def _int_params(request: IRequest, name: str) -> list[int]:
+    result = []
+    for value in _str_params(request, name):
+        if not _INT_RE.fullmatch(value.strip()):
+            raise ApiError(400, f"{name} must be a non-negative integer, not {_short(value)}")
+        result.append(int(value))
+    return result
+
+
+def parse_time(name: str, value: str) -> dt.datetime:
+    """An ISO 8601 time with a UTC offset, as an aware UTC datetime."""
+    text = value.strip()
+    repaired = _SPACE_OFFSET_RE.fullmatch(text)
+    if repaired:   # "+02:00" sent unencoded arrives as " 02:00"
+        text = f"{repaired[1]}+{repaired[2]}"
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(400, f"{name} is not an ISO 8601 time: {_short(value)}") from None
+    if parsed.tzinfo is None:
+        raise ApiError(400, f"{name} needs a UTC offset, e.g. 2024-01-01T00:00:00Z")
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ApiError(400, f"{name} is out of range: {_short(value)}") from None
+
+
+def _time_param(request: IRequest, name: str) -> dt.datetime | None:
+    values = _str_params(request, name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiError(400, f"{name} may be given only once")
+    return parse_time(name, values[0])
+
+
+def _form_fields(request: IRequest) -> dict[str, list[str]]:
+    """The fields of an application/x-www-form-urlencoded body (not the query)."""
+    content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+    if content_type != b"application/x-www-form-urlencoded":
+        raise ApiError(415, "send the form as application/x-www-form-urlencoded")
+    request.content.seek(0)
+    body = request.content.read()
+    try:
+        return urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True,
+                                     strict_parsing=False, encoding="utf-8",
+                                     errors="strict", max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "malformed form body") from None
+
+
+def _single(fields: Mapping[str, Sequence[str]], name: str) -> str | None:
+    values = fields.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiError(400, f"form field {name} given more than once")
+    return values[0]
+
+
+__all__ = [
+    "ApiContext", "ApiError", "BoundedRequest", "DevicesResource", "JsonResource",
+    "JsonRoot", "MAX_BODY_BYTES", "NotFound", "PositionsResource", "Reply",
+    "ServerResource", "SessionResource", "parse_time",
+]
