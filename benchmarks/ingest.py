@@ -21,22 +21,15 @@ the temporary directory are removed on the way out, on errors and Ctrl-C too.
 from __future__ import annotations
 
 import argparse
-import calendar
-import json
 import os
 import resource
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_START_TIMEOUT_S = 120.0
-SERVER_STOP_TIMEOUT_S = 30.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,58 +53,48 @@ def main(argv: list[str] | None = None) -> int:
     raise_open_files_limit(2 * args.devices + 256)
     with tempfile.TemporaryDirectory(prefix="tracker-bench-") as workdir_name:
         workdir = Path(workdir_name)
-        server_log = workdir / "server.log"
         try:
             with PgCluster() as cluster:
                 print(f"PostGIS cluster up in {cluster.startup_s:.1f} s", flush=True)
-                return benchmark(args, cluster.url, workdir, server_log)
+                return benchmark(args, cluster.url, workdir)
         except PgUnavailable as error:
             print(f"cannot run: {error}", file=sys.stderr)
             return 2
-        finally:
-            if args.keep_log and server_log.exists():
-                Path(args.keep_log).write_bytes(server_log.read_bytes())
 
 
-def benchmark(args: argparse.Namespace, database_url: str, workdir: Path,
-              server_log: Path) -> int:
-    gt06_port, web_port = free_port(), free_port()
-    config = workdir / "tracker.toml"
-    config.write_text(server_config(database_url, gt06_port, web_port), encoding="utf-8")
+def benchmark(args: argparse.Namespace, database_url: str, workdir: Path) -> int:
+    from tests.serverproc import ServerProcess, acked_records, stored_counts
+    from tracker.simulator import SimulationOptions, run_blocking
+
+    server = ServerProcess(workdir, database_url, unknown="register")
     acked_log = workdir / "acked.log"
-
-    with open(server_log, "wb") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tracker", "--config", str(config), "serve"],
-            cwd=REPO, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         started = time.monotonic()
-        if not wait_for_port(gt06_port, server, SERVER_START_TIMEOUT_S):
-            print(f"the server did not open port {gt06_port} "
-                  f"(exit status {server.poll()}):\n{tail(server_log)}", file=sys.stderr)
-            return 2
-        print(f"server up in {time.monotonic() - started:.1f} s (pid {server.pid}, "
-              f"gt06 port {gt06_port}, web port {web_port})", flush=True)
-        cpu_before_s = cpu_seconds(server.pid)
-
-        from tracker.simulator import SimulationOptions
+        server.start(SERVER_START_TIMEOUT_S)
+        pid = server.process.pid
+        print(f"server up in {time.monotonic() - started:.1f} s (pid {pid}, "
+              f"gt06 port {server.gt06_port})", flush=True)
+        cpu_before_s = cpu_seconds(pid)
         options = SimulationOptions(
-            port=gt06_port, devices=args.devices, interval_s=args.interval,
+            port=server.gt06_port, devices=args.devices, interval_s=args.interval,
             duration_s=args.duration, drain_timeout_s=args.drain_timeout,
             alarm_every=args.alarm_every, seed=args.seed, acked_log=str(acked_log))
         print(f"simulating {args.devices} devices, a location every {args.interval:g} s, "
               f"for {args.duration:g} s ...", flush=True)
-        stats = simulate(options)
-
-        memory = proc_status(server.pid)
-        cpu_s = cpu_seconds(server.pid) - cpu_before_s
-        if server.poll() is not None:
-            print(f"the server exited during the run ({server.returncode}):\n{tail(server_log)}",
-                  file=sys.stderr)
+        stats = run_blocking(options)
+        memory = proc_status(pid)
+        cpu_s = cpu_seconds(pid) - cpu_before_s
+        if not server.alive():
+            print(f"the server exited during the run:\n{server.log()[-4000:]}", file=sys.stderr)
             return 2
-        stored, duplicates, missing = check_database(database_url, acked_log)
     finally:
-        stop(server)
+        server.stop()
+        if args.keep_log:
+            Path(args.keep_log).write_text(server.log())
+    counts = stored_counts(database_url)
+    stored = sum(counts.values())
+    duplicates = sum(1 for count in counts.values() if count > 1)
+    missing = [record for record in acked_records(acked_log) if record not in counts]
 
     steady_rate = args.devices / args.interval
     rows = [
@@ -140,8 +123,7 @@ def benchmark(args: argparse.Namespace, database_url: str, workdir: Path,
         print(f"FAIL: {stored} positions stored < {stats.acked} acked")
         ok = False
     if missing:
-        print(f"FAIL: {len(missing)} acked positions are not in the database, e.g. "
-              f"{', '.join(' '.join(map(str, m)) for m in missing[:5])}")
+        print(f"FAIL: {len(missing)} acked positions are not in the database, e.g. {missing[:3]}")
         ok = False
     if duplicates:
         print(f"FAIL: {duplicates} (device, fix time) pairs are stored more than once")
@@ -152,113 +134,6 @@ def benchmark(args: argparse.Namespace, database_url: str, workdir: Path,
     if ok:
         print("check: every acked position is stored exactly once")
     return 0 if ok else 1
-
-
-def simulate(options):
-    """Run the simulator on the global reactor (once per process) and return its Stats."""
-    from twisted.internet import reactor
-
-    from tracker.simulator import Simulation
-
-    simulation = Simulation(reactor, options)
-    outcome: dict = {}
-
-    def start() -> None:
-        d = simulation.run()
-        d.addCallbacks(lambda stats: outcome.update(stats=stats),
-                       lambda failure: outcome.update(failure=failure))
-        d.addBoth(lambda _: reactor.stop())
-
-    def on_signal(signum, frame) -> None:
-        reactor.callFromThread(simulation.interrupt)
-
-    previous = {number: signal.signal(number, on_signal)
-                for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        reactor.callWhenRunning(start)
-        reactor.run(installSignalHandlers=False)
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    if "stats" not in outcome:
-        failure = outcome.get("failure")
-        raise RuntimeError(f"the simulation failed: {failure}")
-    return outcome["stats"]
-
-
-def check_database(url: str, acked_log: Path) -> tuple[int, int, list[tuple[str, int]]]:
-    """(positions stored, duplicate (device, fix time) pairs, acked but missing)."""
-    import sqlalchemy
-
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.connect() as connection:
-            stored = connection.execute(sqlalchemy.text("SELECT count(*) FROM positions")).scalar_one()
-            rows = connection.execute(sqlalchemy.text(
-                "SELECT d.unique_id, floor(extract(epoch FROM p.fix_time))::bigint "
-                "FROM positions p JOIN devices d ON d.id = p.device_id")).all()
-    finally:
-        engine.dispose()
-    in_database = Counter((unique_id, int(epoch)) for unique_id, epoch in rows)
-    duplicates = sum(1 for count in in_database.values() if count > 1)
-    missing = []
-    for line in acked_log.read_text(encoding="utf-8").splitlines():
-        imei, stamp, _kind = line.split()
-        if (imei, _utc_epoch(stamp)) not in in_database:
-            missing.append((imei, stamp))
-    return stored, duplicates, missing
-
-
-def _utc_epoch(stamp: str) -> int:
-    return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
-
-
-def server_config(database_url: str, gt06_port: int, web_port: int) -> str:
-    """TOML for the server: this cluster, loopback ports, only gt06 listening."""
-    from protocols import CODECS
-
-    lines = [
-        "[database]", f"url = {json.dumps(database_url)}", "",
-        "[web]", f"port = {web_port}", 'interface = "127.0.0.1"', "",
-        "[devices]", 'unknown = "register"', "",
-        "[protocols]",
-    ]
-    for name in sorted(CODECS):   # other protocols off: their ports may be taken
-        listen = [f"tcp:{gt06_port}:interface=127.0.0.1"] if name == "gt06" else []
-        lines.append(f"{name} = {json.dumps(listen)}")
-    return "\n".join(lines) + "\n"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return True
-        except OSError:
-            time.sleep(0.2)
-    return False
-
-
-def stop(process: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL if the server does not exit in time."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(SERVER_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        print("the server ignored SIGTERM; killing it", file=sys.stderr)
-        process.kill()
-        process.wait()
 
 
 def proc_status(pid: int) -> dict[str, str]:
@@ -278,13 +153,6 @@ def cpu_seconds(pid: int) -> float:
     except (OSError, IndexError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tail(path: Path, size: int = 4000) -> str:
-    try:
-        return path.read_bytes()[-size:].decode(errors="replace")
-    except OSError:
-        return "(no log)"
 
 
 def raise_open_files_limit(wanted: int) -> None:

@@ -171,6 +171,21 @@ class PgCluster:
         self.port = None
         shutil.rmtree(directory, ignore_errors=True)
 
+    def pause(self) -> None:
+        """Stop the server as a crash would (immediate mode), keeping its data.
+
+        For outage tests: clients see connections refused until `resume()`."""
+        assert self.directory is not None and self._bindir is not None
+        self._run([str(self._bindir / "pg_ctl"), "-D", str(self.directory / "data"),
+                   "-m", "immediate", "-w", "stop"])
+
+    def resume(self) -> None:
+        """Start the server again after `pause()`, on the same port and data."""
+        assert self.directory is not None and self._bindir is not None
+        self._run([str(self._bindir / "pg_ctl"), "-D", str(self.directory / "data"),
+                   "-l", str(self.directory / "postgres.log"), "-w",
+                   "-t", str(int(self.start_timeout_s)), "start"])
+
     def connect(self, database: str | None = None):
         """A psycopg2 connection in autocommit mode (for setup, not for the store)."""
         if self.port is None:

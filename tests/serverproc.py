@@ -2,12 +2,14 @@
 
 Used by end-to-end tests and benchmarks: free ports, a TOML config, start, wait
 until the device and web ports accept connections, kill (gracefully or -9), restart
-on the same ports.
+on the same ports; and the check that matters most: which acknowledged positions
+(from the simulator's acked log) are in the database, and how many times.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import signal
@@ -47,13 +49,20 @@ class ServerProcess:
         self.web_port = free_port()
         self.config_path = self.workdir / "tracker.toml"
         self.log_path = self.workdir / "server.log"
-        self.config_path.write_text(
-            f'[database]\nurl = "{database_url}"\n'
-            f'[web]\nport = {self.web_port}\ninterface = "127.0.0.1"\n'
-            f'[protocols]\ngt06 = ["tcp:{self.gt06_port}:interface=127.0.0.1", '
-            f'"udp:{self.gt06_port}:interface=127.0.0.1"]\n'
-            f'[devices]\nunknown = "{unknown}"\n')
+        self.config_path.write_text(self._config(database_url, unknown))
         self.process: subprocess.Popen | None = None
+
+    def _config(self, database_url: str, unknown: str) -> str:
+        from protocols import CODECS
+
+        lines = [f"[database]\nurl = {json.dumps(database_url)}",
+                 f'[web]\nport = {self.web_port}\ninterface = "127.0.0.1"',
+                 f'[devices]\nunknown = "{unknown}"', "[protocols]"]
+        for name in sorted(CODECS):   # other protocols off: their ports may be taken
+            listen = [f"{transport}:{self.gt06_port}:interface=127.0.0.1"
+                      for transport in ("tcp", "udp")] if name == "gt06" else []
+            lines.append(f"{name} = {json.dumps(listen)}")
+        return "\n".join(lines) + "\n"
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         """Run `tracker --config ... ARGS`; raises on a non-zero exit."""
@@ -120,6 +129,33 @@ class ServerProcess:
     def env() -> dict[str, str]:
         """The environment the server and simulator subprocesses run with."""
         return _env()
+
+
+def acked_records(path: Path) -> list[tuple[str, dt.datetime]]:
+    """(imei, fix time) of every acknowledged position or alarm in an acked log."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        imei, fix_time, _kind = line.split()
+        records.append((imei, dt.datetime.fromisoformat(fix_time.replace("Z", "+00:00"))))
+    return records
+
+
+def stored_counts(database_url: str) -> dict[tuple[str, dt.datetime], int]:
+    """How many rows each (imei, fix time) has in the positions table."""
+    import sqlalchemy as sa
+
+    from tracker.storage.schema import devices, positions
+
+    engine = sa.create_engine(database_url)
+    query = (sa.select(devices.c.unique_id, positions.c.fix_time, sa.func.count())
+             .join(devices, devices.c.id == positions.c.device_id)
+             .group_by(devices.c.unique_id, positions.c.fix_time))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(query).all()
+    finally:
+        engine.dispose()
+    return {(imei, fix_time): count for imei, fix_time, count in rows}
 
 
 def _env() -> dict[str, str]:

@@ -20,23 +20,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tracker", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="PATH", help="TOML configuration file")
+    # --config is accepted after the command too: `tracker serve --config PATH`
+    configured = argparse.ArgumentParser(add_help=False)
+    configured.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                            help="TOML configuration file")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("serve", help="run the server (applies migrations first)")
-    commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser("serve", parents=[configured],
+                        help="run the server (applies migrations first)")
+    commands.add_parser("migrate", parents=[configured], help="apply database migrations and exit")
 
     device = commands.add_parser("device", help="manage devices").add_subparsers(
         dest="device_command", required=True, metavar="ACTION")
-    add = device.add_parser("add", help="register a device")
+    add = device.add_parser("add", parents=[configured], help="register a device")
     add.add_argument("--unique-id", required=True, help="IMEI or other unique id the device sends")
     add.add_argument("--name", required=True)
-    device.add_parser("list", help="list registered devices")
-    unknown = device.add_parser("unknown", help="recent connection attempts of unknown devices")
+    device.add_parser("list", parents=[configured], help="list registered devices")
+    unknown = device.add_parser("unknown", parents=[configured],
+                                help="recent connection attempts of unknown devices")
     unknown.add_argument("--limit", type=int, default=100)
 
     user = commands.add_parser("user", help="manage users").add_subparsers(
         dest="user_command", required=True, metavar="ACTION")
-    user_add = user.add_parser("add", help="create a user")
+    user_add = user.add_parser("add", parents=[configured], help="create a user")
     user_add.add_argument("--email", required=True)
     user_add.add_argument("--password", required=True)
     user_add.add_argument("--name", default="")

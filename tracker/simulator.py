@@ -729,20 +729,18 @@ def options_from_args(args: argparse.Namespace) -> SimulationOptions:
     )
 
 
-def run(args: argparse.Namespace, reactor: Any = None) -> int:
-    """`tracker simulate`: run until done, print the report line, return the exit code.
+class SimulationFailed(Exception):
+    """The simulation could not run to its end (e.g. the host did not resolve)."""
 
-    0: every produced message was acked; 1: some were not; 2: bad options or the
-    server's name could not be resolved.
+
+def run_blocking(options: SimulationOptions, reactor: Any = None) -> Stats:
+    """Run the reactor (the global one by default: once per process) until the
+    simulation ends; SIGINT/SIGTERM drain first, a second one aborts.
+
+    Raises SimulationFailed when it stops without results.
     """
-    try:
-        options = options_from_args(args)
-    except ValueError as error:
-        print(f"tracker simulate: {error}", file=sys.stderr)
-        return 2
     if reactor is None:
         from twisted.internet import reactor
-    _begin_logging(getattr(args, "log_level", "warn"))
     _raise_open_files_limit(options.devices + 64)
     simulation = Simulation(reactor, options)
     outcome: dict[str, Any] = {}
@@ -765,10 +763,27 @@ def run(args: argparse.Namespace, reactor: Any = None) -> int:
         for number, handler in previous.items():
             signal.signal(number, handler)
     if "stats" not in outcome:
-        print(f"tracker simulate: {outcome.get('error', 'stopped before the end')}",
-              file=sys.stderr)
+        raise SimulationFailed(outcome.get("error", "stopped before the end"))
+    return outcome["stats"]
+
+
+def run(args: argparse.Namespace, reactor: Any = None) -> int:
+    """`tracker simulate`: run until done, print the report line, return the exit code.
+
+    0: every produced message was acked; 1: some were not; 2: bad options or the
+    server's name could not be resolved.
+    """
+    try:
+        options = options_from_args(args)
+    except ValueError as error:
+        print(f"tracker simulate: {error}", file=sys.stderr)
         return 2
-    stats: Stats = outcome["stats"]
+    _begin_logging(getattr(args, "log_level", "warn"))
+    try:
+        stats = run_blocking(options, reactor)
+    except SimulationFailed as error:
+        print(f"tracker simulate: {error}", file=sys.stderr)
+        return 2
     print(stats.summary(), flush=True)
     return 0 if stats.ok else 1
 

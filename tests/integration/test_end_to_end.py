@@ -13,12 +13,10 @@ import subprocess
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from protocols import gt06
-from tests.serverproc import ServerProcess
+from tests.serverproc import ServerProcess, acked_records, stored_counts
 from tracker.storage import open_store
-from tracker.storage.schema import devices, positions
 
 EMAIL, PASSWORD = "fleet@example.com", "correct horse battery"
 FIRST_IMEI = 860000000000000
@@ -47,27 +45,6 @@ def register(database_url: str, count: int) -> None:
     for i in range(count):
         store.add_device(str(FIRST_IMEI + i), f"unit {i}")
     store.close()
-
-
-def acked_records(path) -> list[tuple[str, dt.datetime]]:
-    """(imei, fix time) of every acknowledged position or alarm in an acked log."""
-    records = []
-    for line in path.read_text().splitlines():
-        imei, fix_time, _kind = line.split()
-        records.append((imei, dt.datetime.fromisoformat(fix_time.replace("Z", "+00:00"))))
-    return records
-
-
-def stored_counts(database_url: str) -> dict[tuple[str, dt.datetime], int]:
-    """How many rows each (imei, fix time) has in the positions table."""
-    engine = sa.create_engine(database_url)
-    query = (sa.select(devices.c.unique_id, positions.c.fix_time, sa.func.count())
-             .join(devices, devices.c.id == positions.c.device_id)
-             .group_by(devices.c.unique_id, positions.c.fix_time))
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    engine.dispose()
-    return {(imei, fix_time): count for imei, fix_time, count in rows}
 
 
 def assert_acked_stored_once(acked, counts):

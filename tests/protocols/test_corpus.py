@@ -21,7 +21,9 @@ from collections.abc import Mapping
 import pytest
 
 from protocols import ProtocolError, get_codec
+from tests.protocols.conftest import CORPUS_SUMMARIES
 from tests.protocols.corpus import CORPUS_DIR, case_options, payload_item, run_corpus
+from tests.protocols.gt06_captures import crc_x25
 
 if not CORPUS_DIR.is_dir():
     pytest.skip(f"conformance corpus not found at {CORPUS_DIR}", allow_module_level=True)
@@ -69,12 +71,12 @@ def corpus_run(request):
     spec = request.param
     report = run_corpus(spec.protocol, CORPUS_DIR / spec.file, spec.options)
     summary = report.summary(spec.known_deviations)
-    print("\n" + summary)
+    CORPUS_SUMMARIES.append(summary)
     return spec, report, summary
 
 
 def test_corpus_meets_thresholds(corpus_run):
-    """Pass >= 90 % and reference agreement >= 80 % (figures printed with -s / -rP)."""
+    """Pass >= 90 % and reference agreement >= 80 % (figures in the terminal summary)."""
     _, report, summary = corpus_run
     assert report.pass_rate() >= PASS_THRESHOLD, summary
     assert report.reference_rate() >= REFERENCE_THRESHOLD, summary
@@ -96,15 +98,6 @@ def test_known_deviations_still_deviate(corpus_run):
     assert not stale
 
 
-def _crc_x25(data: bytes) -> int:
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFF
-
-
 def _well_formed(frame: bytes) -> bool:
     """Length field, CRC and stop bits agree (checked independently of the codec)."""
     head = 4 if frame[:2] == b"\x79\x79" else 3
@@ -113,7 +106,7 @@ def _well_formed(frame: bytes) -> bool:
         return False
     if len(frame) not in (total - 2, total - 1, total) or not b"\r\n".startswith(frame[total - 2:]):
         return False
-    return _crc_x25(frame[2:total - 4]) == int.from_bytes(frame[total - 4:total - 2], "big")
+    return crc_x25(frame[2:total - 4]) == int.from_bytes(frame[total - 4:total - 2], "big")
 
 
 @pytest.mark.skipif(not (CORPUS_DIR / "gt06.json").is_file(), reason="no gt06 corpus")

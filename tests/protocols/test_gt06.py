@@ -16,28 +16,16 @@ from hypothesis import strategies as st
 
 from protocols import CODECS, CommandResult, Frame, Login, Position, ProtocolError, gt06, replay
 from protocols.records import position_record
+from tests.protocols.gt06_captures import LOCATION, LOGIN, LONG_INFO, crc_x25
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
 
 # Captures (Traccar test suite, Apache-2.0).
-LOGIN = bytes.fromhex("78780d01086471700328358100093f040d0a")
-LOCATION = bytes.fromhex("78781f120f0a140e150bc505e51e780293a9e800540000f601006e0055da00035f240d0a")
 HEARTBEAT = bytes.fromhex("78780a13c40604000201298f5b0d0a")
 ALARM_SOS = bytes.fromhex(
     "787826161709130f3a2dcc02c55f2a089f9af9005c210901360481fe066d9b03413e420102035f92fe0d0a")
-LONG_INFO = bytes.fromhex("79790008940b02e3048614200d0a")
 TIME_REQUEST = bytes.fromhex("7878058a000688290d0a")
 STALE_CRC = bytes.fromhex("78781219012ed042cc00954d00040419000056fe290d0a")
-
-
-def crc_x25(data: bytes) -> int:
-    """CRC-16/X-25 bit by bit (independent of the codec)."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFF
 
 
 def expected_reply(body: bytes, *, long: bool = False) -> bytes:

@@ -13,24 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols import Login, Position, ProtocolError, gt06
+from tests.protocols.gt06_captures import LOCATION, LOGIN, LONG_INFO, crc_x25
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 
-# Captures (Traccar test suite, Apache-2.0): a login and a GPS+LBS location.
-LOGIN = bytes.fromhex("78780d01086471700328358100093f040d0a")
-LOCATION = bytes.fromhex("78781f120f0a140e150bc505e51e780293a9e800540000f601006e0055da00035f240d0a")
-# A 0x7979 information frame (external voltage), same source.
-LONG_INFO = bytes.fromhex("79790008940b02e3048614200d0a")
-
-
-def crc_x25(data: bytes) -> int:
-    """CRC-16/X-25 written out bit by bit, independent of the codec's table."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFF
 
 
 def session(**options):

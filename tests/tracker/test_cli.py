@@ -38,6 +38,13 @@ def test_migrate_then_devices_add_and_list(capsys, config_file):
     assert "359710049095095\tVan 1\tlast update never" in out
 
 
+def test_config_may_follow_the_command(capsys, config_file, tmp_path):
+    run(capsys, "device", "add", "--config", config_file, "--unique-id", "42", "--name", "x")
+    code, out, _ = run(capsys, "device", "list", "--config", config_file)
+    assert code == 0 and "42\tx" in out
+    assert (tmp_path / "t.db").exists() and not (tmp_path / "tracker.db").exists()
+
+
 def test_duplicate_device_is_an_error_not_a_traceback(capsys, config_file):
     run(capsys, "--config", config_file, "device", "add", "--unique-id", "1", "--name", "a")
     code, _, err = run(capsys, "--config", config_file, "device", "add", "--unique-id", "1", "--name", "b")

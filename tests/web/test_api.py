@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.error import ConnectionDone
-from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from tests.web.harness import (
@@ -46,17 +45,6 @@ def position(device, fix_time, **kwargs):
         accuracy_m=4.0, attributes={"sat": 9, "ignition": True})
     values.update(kwargs)
     return NewPosition(**values)
-
-
-@pytest.fixture(autouse=True)
-def logged_failures():
-    """Every test also asserts that nothing was logged as a failure (unless it clears them)."""
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
-    failures = [event for event in events if "log_failure" in event]
-    assert not failures, failures[0]["log_failure"].getTraceback()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
-from twisted.logger import globalLogPublisher
 
 from tests.web.harness import (
     ADMIN,
@@ -28,17 +27,6 @@ from web.auth import (
     same_origin,
     session_cookie,
 )
-
-
-@pytest.fixture(autouse=True)
-def logged_failures():
-    """Every test also asserts that nothing was logged as a failure (unless it clears them)."""
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    yield events
-    globalLogPublisher.removeObserver(events.append)
-    failures = [event for event in events if "log_failure" in event]
-    assert not failures, failures[0]["log_failure"].getTraceback()
 
 
 @pytest.fixture
