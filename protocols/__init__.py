@@ -6,8 +6,13 @@ described in DESIGN.md.
 """
 
 from protocols.base import (
+    COMMAND_TYPES,
+    AckReader,
     Codec,
+    Command,
     CommandResult,
+    DeviceReport,
+    DeviceSide,
     Frame,
     HttpRequest,
     Login,
@@ -15,11 +20,14 @@ from protocols.base import (
     Position,
     ProtocolError,
     Session,
+    UnsupportedCommand,
 )
-from protocols.registry import CODECS, get_codec
+from protocols.registry import CODECS, get_codec, get_device_side
 from protocols.replay import replay
 
 __all__ = [
+    "COMMAND_TYPES", "AckReader", "Command", "DeviceReport", "DeviceSide", "UnsupportedCommand",
+    "get_device_side",
     "CODECS", "Codec", "CommandResult", "Frame", "HttpRequest", "Login", "Message",
     "Position", "ProtocolError", "Session", "get_codec", "replay",
 ]

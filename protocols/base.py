@@ -75,6 +75,30 @@ Message = Login | Position | CommandResult
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Command:
+    """A downlink command, in Traccar's vocabulary.
+
+    `type` is one of Traccar's command types: "engineStop", "engineResume",
+    "rebootDevice", "positionSingle", "positionPeriodic" (attributes["frequency"]
+    in seconds), "custom" (attributes["data"]: the text or hex the protocol takes).
+    `id` is the server's command id; a codec may use it as the frame's serial number.
+    """
+
+    type: str
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    id: int = 0
+
+
+class UnsupportedCommand(ValueError):
+    """The protocol (or this device's dialect) cannot carry this command."""
+
+
+COMMAND_TYPES = frozenset({
+    "engineStop", "engineResume", "rebootDevice", "positionSingle", "positionPeriodic", "custom",
+})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Frame:
     """Everything decoded from one wire frame.
 
@@ -115,15 +139,84 @@ class Session(Protocol):
         """Decode one whole datagram (UDP); it holds one or more whole frames."""
 
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
-        """Decode exactly one frame as the framer delivers it."""
+        """Decode exactly one frame as the framer delivers it.
+
+        HTTP protocols take an `HttpRequest` here; the Frame's `reply` is then the
+        response body (sent with status 200 once the data is stored).
+        """
+
+    def encode_command(self, command: Command, now: dt.datetime) -> bytes:
+        """The bytes that carry `command` to this session's device.
+
+        Raises UnsupportedCommand when the protocol cannot carry it.
+        """
 
 
 class Codec(Protocol):
-    """A protocol: its name, default listen addresses and a session factory."""
+    """A protocol: its name, default listen addresses and a session factory.
+
+    `default_listen` uses Traccar's port numbers ("tcp:5023", "udp:5023",
+    "http:5055" for protocols carried in HTTP requests).  `command_types` lists
+    the `Command.type` values `encode_command` accepts.
+    """
 
     name: str
-    default_listen: tuple[str, ...]   # e.g. ("tcp:5023", "udp:5023")
+    default_listen: tuple[str, ...]
     max_frame_bytes: int
+    command_types: frozenset[str]
 
     def new_session(self, options: Mapping[str, Any] | None = None) -> Session:
         """A fresh per-connection session."""
+
+
+# --- the device side, for the simulator and tests (the server never uses it) ---
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeviceReport:
+    """One position report a simulated device sends (speed in knots)."""
+
+    fix_time: dt.datetime
+    latitude: float
+    longitude: float
+    speed_kn: float = 0.0
+    course_deg: float = 0.0
+    valid: bool = True
+    alarm: str | None = None   # a Traccar alarm value ("sos", "powerCut" ...) or None
+
+
+class AckReader(Protocol):
+    """Device side: reads the server's replies."""
+
+    def receive_data(self, data: bytes) -> list[int | None]:
+        """Buffer `data`; return one token per whole reply it completed, in order:
+        the serial number the reply acknowledges, or None when the reply carries
+        none (it then acknowledges the oldest unacknowledged message).  Replies
+        that acknowledge nothing (e.g. a time reply) yield no token."""
+
+
+class DeviceSide(Protocol):
+    """How a device of this protocol talks, for `tracker simulate` and tests.
+
+    `transport` is "tcp", "udp" or "http".  `acks_login` / `acks_reports` say
+    whether the server answers a login / each report, so the simulator knows what
+    to wait for; `heartbeat` returns b"" for protocols without one.  For HTTP
+    protocols `report` returns an HttpRequest (the path and query or body; the
+    simulator sends it to the server's port) and the answer is the HTTP status.
+    """
+
+    transport: str
+    acks_login: bool
+    acks_reports: bool
+
+    def login(self, unique_id: str, serial: int) -> bytes:
+        """What the device sends first on a connection (b"" when nothing)."""
+
+    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes | HttpRequest:
+        """One position report (with report.alarm as the protocol's alarm, if any)."""
+
+    def heartbeat(self, unique_id: str, serial: int) -> bytes:
+        """A keep-alive / status message (b"" when the protocol has none)."""
+
+    def ack_reader(self) -> AckReader:
+        """A fresh reader for one connection's server replies."""

@@ -54,7 +54,17 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from protocols.base import CommandResult, Frame, Login, Message, Position, ProtocolError
+from protocols.base import (
+    Command,
+    CommandResult,
+    DeviceReport,
+    Frame,
+    Login,
+    Message,
+    Position,
+    ProtocolError,
+    UnsupportedCommand,
+)
 
 NAME = "gt06"
 DEFAULT_LISTEN = ("tcp:5023", "udp:5023")
@@ -1671,6 +1681,37 @@ class Gt06Session:
             messages = decoder(Context(env, self.options, now, self), Reader(env.content))
         return Frame(messages=tuple(messages), reply=_reply(env, now), raw=bytes(frame))
 
+    def encode_command(self, command: Command, now: dt.datetime) -> bytes:
+        """An online command (0x80) carrying the Concox text command; the
+        command id (mod 65536) is the serial number."""
+        return command_frame(command_text(command), command.id & 0xFFFF)
+
+
+def command_text(command: Command) -> str:
+    """The Concox SMS/GPRS command text for a Traccar command type."""
+    if command.type == "custom":
+        data = str(command.attributes.get("data", ""))
+        if not data or not data.isascii():
+            raise UnsupportedCommand("gt06: custom command needs ASCII text in attributes.data")
+        return data
+    if command.type == "positionPeriodic":
+        frequency_s = int(command.attributes.get("frequency", 0))
+        if not 10 <= frequency_s <= 18000:
+            raise UnsupportedCommand("gt06: positionPeriodic frequency must be 10..18000 s")
+        return f"TIMER,{frequency_s}#"
+    try:
+        return COMMAND_TEXTS[command.type]
+    except KeyError:
+        raise UnsupportedCommand(f"gt06: unsupported command type {command.type!r}") from None
+
+
+COMMAND_TEXTS = {   # Concox GT06N / JM01 command set
+    "engineStop": "RELAY,1#",
+    "engineResume": "RELAY,0#",
+    "rebootDevice": "RESET#",
+    "positionSingle": "WHERE#",
+}
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Gt06Codec:
@@ -1679,6 +1720,7 @@ class Gt06Codec:
     name: str = NAME
     default_listen: tuple[str, ...] = DEFAULT_LISTEN
     max_frame_bytes: int = MAX_FRAME_BYTES
+    command_types: frozenset[str] = frozenset({*COMMAND_TEXTS, "positionPeriodic", "custom"})
 
     def new_session(self, options: Mapping[str, Any] | None = None) -> Gt06Session:
         return Gt06Session(options)
@@ -1773,6 +1815,51 @@ class AckReader:
         return self._framer.frames()
 
 
+class DeviceAckReader:
+    """DEVICE side, as `protocols.base.AckReader`: yields the serial of every
+    server ack (time replies and commands acknowledge nothing)."""
+
+    def __init__(self) -> None:
+        self._reader = AckReader()
+
+    def receive_data(self, data: bytes) -> list[int | None]:
+        tokens: list[int | None] = []
+        for frame in self._reader.receive_data(data):
+            message_type, serial = parse_ack(frame)
+            if message_type in ACKED_TYPES:
+                tokens.append(serial)
+        return tokens
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Gt06Device:
+    """DEVICE side of GT06 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
+
+    transport: str = "tcp"
+    acks_login: bool = True
+    acks_reports: bool = True
+
+    def login(self, unique_id: str, serial: int) -> bytes:
+        return device_login(unique_id, serial)
+
+    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
+        speed_kmh = report.speed_kn * _KMH_PER_KNOT
+        if report.alarm:
+            return device_alarm(serial, report.fix_time, report.latitude, report.longitude,
+                                speed_kmh, report.course_deg, report.alarm)
+        return device_location(serial, report.fix_time, report.latitude, report.longitude,
+                               speed_kmh, report.course_deg, valid=report.valid)
+
+    def heartbeat(self, unique_id: str, serial: int) -> bytes:
+        return device_heartbeat(serial)
+
+    def ack_reader(self) -> DeviceAckReader:
+        return DeviceAckReader()
+
+
+DEVICE = Gt06Device()
+
+
 def parse_ack(frame: bytes) -> tuple[int, int]:
     """(message type, serial) of a server reply frame (ack or time reply);
     ProtocolError when it is not a valid frame."""
@@ -1782,7 +1869,8 @@ def parse_ack(frame: bytes) -> tuple[int, int]:
 
 
 __all__ = [
-    "ACKED_TYPES", "CODEC", "DEFAULT_LISTEN", "MAX_FRAME_BYTES", "NAME", "UNACKED_TYPES",
+    "ACKED_TYPES", "CODEC", "COMMAND_TEXTS", "DEVICE", "DEFAULT_LISTEN", "MAX_FRAME_BYTES", "NAME",
+    "UNACKED_TYPES",
     "AckReader", "Envelope", "Framer", "Gt06Codec", "Gt06Session", "MsgType", "Options",
     "ack_frame", "command_frame", "crc_itu", "device_alarm", "device_heartbeat",
     "device_location", "device_login", "parse_ack", "parse_envelope", "split_frames", "time_reply",

@@ -1,11 +1,18 @@
-"""The registered codecs, by name.  A new protocol is a module plus a line here."""
+"""The registered codecs, by name.  A new protocol is a module plus a line here.
+
+Each protocol module exports `CODEC` (the server side) and `DEVICE` (the device
+side, for the simulator and tests).
+"""
 
 from protocols import gt06
-from protocols.base import Codec, ProtocolError
+from protocols.base import Codec, DeviceSide, ProtocolError
 
-CODECS: dict[str, Codec] = {
-    gt06.CODEC.name: gt06.CODEC,
-}
+PROTOCOL_MODULES = [   # one line per protocol, alphabetical
+    gt06,
+]
+
+CODECS: dict[str, Codec] = {module.CODEC.name: module.CODEC for module in PROTOCOL_MODULES}
+DEVICES: dict[str, DeviceSide] = {module.CODEC.name: module.DEVICE for module in PROTOCOL_MODULES}
 
 
 def get_codec(name: str) -> Codec:
@@ -16,4 +23,10 @@ def get_codec(name: str) -> Codec:
         raise ValueError(f"unknown protocol {name!r}; known: {', '.join(sorted(CODECS))}") from None
 
 
-__all__ = ["CODECS", "ProtocolError", "get_codec"]
+def get_device_side(name: str) -> DeviceSide:
+    """The device side of protocol `name`, for simulators; ValueError if unknown."""
+    get_codec(name)
+    return DEVICES[name]
+
+
+__all__ = ["CODECS", "DEVICES", "ProtocolError", "get_codec", "get_device_side"]
