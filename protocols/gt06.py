@@ -1802,6 +1802,13 @@ def device_alarm(  # noqa: PLR0917 - the simulator's agreed signature
     return _build(MsgType.GPS_LBS_STATUS, content, serial)
 
 
+def device_command_response(serial: int, text: str) -> bytes:
+    """DEVICE side: a device's answer to an online command (0x15): length,
+    server flag (0), ASCII text, language (English)."""
+    body = b"\x00\x00\x00\x00" + text.encode("ascii")
+    return _build(MsgType.STRING_INFO, bytes([len(body)]) + body + b"\x00\x02", serial)
+
+
 class AckReader:
     """DEVICE side: splits the server's byte stream into whole reply frames
     (strict framing: a bad CRC or oversize frame raises ProtocolError)."""
@@ -1872,6 +1879,7 @@ __all__ = [
     "ACKED_TYPES", "CODEC", "COMMAND_TEXTS", "DEVICE", "DEFAULT_LISTEN", "MAX_FRAME_BYTES", "NAME",
     "UNACKED_TYPES",
     "AckReader", "Envelope", "Framer", "Gt06Codec", "Gt06Session", "MsgType", "Options",
-    "ack_frame", "command_frame", "crc_itu", "device_alarm", "device_heartbeat",
+    "ack_frame", "command_frame", "crc_itu", "device_alarm", "device_command_response",
+    "device_heartbeat",
     "device_location", "device_login", "parse_ack", "parse_envelope", "split_frames", "time_reply",
 ]

@@ -107,13 +107,18 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def api(self, path: str, email: str, password: str):
-        """GET an API path with Basic auth; returns the decoded JSON."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}")
+    def api(self, path: str, email: str, password: str, body=None):
+        """GET (or, with `body`, POST as JSON) an API path with Basic auth;
+        returns (for POST: status and) the decoded JSON."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}", data=data)
         token = base64.b64encode(f"{email}:{password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
+            decoded = json.loads(response.read())
+            return decoded if body is None else (response.status, decoded)
 
     def simulate_command(self, *args: str) -> list[str]:
         """The `tracker simulate` command line for this server's GT06 port."""

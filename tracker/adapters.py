@@ -26,7 +26,7 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
-from protocols import Codec, Frame, Login, Position, ProtocolError, Session
+from protocols import Codec, CommandResult, Frame, Login, Position, ProtocolError, Session
 from tracker.devices import DeviceDirectory
 from tracker.models import Device
 from tracker.pipeline import build_batch
@@ -44,25 +44,29 @@ def frame_hex(data: bytes) -> str:
 
 
 class Ingest:
-    """What every channel of one protocol shares."""
+    """What every channel of one protocol shares.  `commands` (a
+    CommandDispatcher) is told when a device is identified on a channel."""
 
     def __init__(self, codec: Codec, directory: DeviceDirectory, writer: BatchWriter,
-                 options=None) -> None:
+                 options=None, commands=None) -> None:
         self.codec = codec
         self.directory = directory
         self.writer = writer
         self.options = options or {}
+        self.commands = commands
 
 
 class DeviceChannel:
     """One device's conversation: a TCP connection or a UDP peer.
 
     `send(bytes)` writes to the device; `close()` ends the conversation.
+    `session` is the codec session (it encodes downlink commands).
     """
 
-    def __init__(self, ingest: Ingest, remote: str, send: Callable[[bytes], None],
-                 close: Callable[[], None]) -> None:
+    def __init__(self, ingest: Ingest, session: Session, remote: str,
+                 send: Callable[[bytes], None], close: Callable[[], None]) -> None:
         self.ingest = ingest
+        self.session = session
         self.remote = remote
         self.device: Device | None = None
         self.closed = False
@@ -71,20 +75,47 @@ class DeviceChannel:
         self._work: defer.Deferred = defer.succeed(None)   # identification, in order
         self._acks: defer.Deferred = defer.succeed(None)   # replies, in order
 
-    def frames_received(self, frames: list[Frame], session: Session) -> None:
+    def frames_received(self, frames: list[Frame]) -> None:
         for frame in frames:
-            self._work.addCallback(lambda _, f=frame: self._process(f, session))
+            self._work.addCallback(lambda _, f=frame: self._process(f))
         self._work.addErrback(self._failed, "processing a frame")
+
+    def send_command(self, data: bytes) -> None:
+        """Write a downlink command now (commands need no storage first)."""
+        if not self.closed:
+            self._send(data)
 
     def close(self) -> None:
         if not self.closed:
-            self.closed = True
             self._close()
+        self.lost()
 
-    def _process(self, frame: Frame, session: Session):
+    def lost(self) -> None:
+        """The conversation ended (closed by us or by the peer)."""
+        self.closed = True
+        if self.device is not None and self.ingest.commands is not None:
+            self.ingest.commands.disconnected(self.device.id, self)
+
+    def flushed(self) -> defer.Deferred:
+        """Fires once every reply queued so far has been released (or dropped)."""
+        done: defer.Deferred = defer.Deferred()
+
+        def fire(result):
+            if not done.called:
+                done.callback(None)
+            return result
+
+        def after_work(result):
+            self._acks.addBoth(fire)
+            return result
+
+        self._work.addBoth(after_work)
+        return done
+
+    def _process(self, frame: Frame):
         if self.closed:
             return None
-        unique_id = _frame_unique_id(frame) or session.unique_id
+        unique_id = _frame_unique_id(frame) or self.session.unique_id
         if unique_id is None:
             if any(isinstance(m, Position) for m in frame.messages):
                 log.warn("{protocol} data before login from {remote} dropped: {hex}",
@@ -106,14 +137,16 @@ class DeviceChannel:
             self.close()
             return
         self.device = device
+        if self.ingest.commands is not None:
+            self.ingest.commands.connected(device.id, self)
         self._submit(frame)
 
     def _submit(self, frame: Frame) -> None:
-        positions = [m for m in frame.messages if isinstance(m, Position)]
+        data = [m for m in frame.messages if isinstance(m, Position | CommandResult)]
         committed: defer.Deferred = defer.succeed(None)
-        if positions:
+        if data:
             directory = self.ingest.directory
-            batch = build_batch(self.device, self.ingest.codec.name, positions,
+            batch = build_batch(self.device, self.ingest.codec.name, data,
                                 directory.track(self.device), directory.now())
             if batch.positions or batch.events or batch.statuses:
                 committed = self.ingest.writer.submit(batch)
@@ -156,8 +189,8 @@ class DeviceStreamProtocol(protocol.Protocol, TimeoutMixin):
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         remote = f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
-        self.channel = DeviceChannel(self.factory.ingest, remote, self.transport.write,
-                                     self.transport.loseConnection)
+        self.channel = DeviceChannel(self.factory.ingest, self.session, remote,
+                                     self.transport.write, self.transport.loseConnection)
         self.factory.connections += 1
         if self.factory.connections > self.factory.max_connections:
             log.warn("{protocol}: connection limit {limit} reached, refusing {remote}",
@@ -185,7 +218,7 @@ class DeviceStreamProtocol(protocol.Protocol, TimeoutMixin):
                         hex=frame_hex(data))
             self.channel.close()
             return
-        self.channel.frames_received(frames, self.session)
+        self.channel.frames_received(frames)
 
     def timeoutConnection(self) -> None:
         log.info("{protocol} connection from {remote} idle, closing",
@@ -196,7 +229,7 @@ class DeviceStreamProtocol(protocol.Protocol, TimeoutMixin):
         self.setTimeout(None)
         self.factory.connections -= 1
         if self.channel is not None:
-            self.channel.closed = True
+            self.channel.lost()
 
 
 class DeviceStreamFactory(protocol.ServerFactory):
@@ -244,7 +277,7 @@ class DeviceDatagramProtocol(protocol.DatagramProtocol):
             log.failure("{protocol} decoder bug on datagram from {remote}: {hex}",
                         protocol=self.ingest.codec.name, remote=channel.remote, hex=frame_hex(data))
             return
-        channel.frames_received(frames, session)
+        channel.frames_received(frames)
 
     def _peer(self, addr) -> tuple[Session, DeviceChannel]:
         now = self._reactor.seconds()
@@ -252,7 +285,7 @@ class DeviceDatagramProtocol(protocol.DatagramProtocol):
         if entry is None or entry[1].closed or now - entry[2] > self._idle_timeout_s:
             self._forget_oldest()
             session = self.ingest.codec.new_session(self.ingest.options)
-            channel = DeviceChannel(self.ingest, f"{addr[0]}:{addr[1]}",
+            channel = DeviceChannel(self.ingest, session, f"{addr[0]}:{addr[1]}",
                                     lambda data: self.transport.write(data, addr),
                                     lambda: self._peers.pop(addr, None))
             entry = (session, channel, now)
@@ -261,4 +294,5 @@ class DeviceDatagramProtocol(protocol.DatagramProtocol):
 
     def _forget_oldest(self) -> None:
         while len(self._peers) >= self._max_peers:
-            self._peers.pop(next(iter(self._peers)))
+            _, channel, _ = self._peers.pop(next(iter(self._peers)))
+            channel.lost()

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from protocols.base import COMMAND_TYPES
 from tracker import config as config_module
 
 DESCRIPTION = """Tracker: a fleet GPS tracking server (Traccar-compatible ports and API).
@@ -47,6 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     user_add.add_argument("--password", required=True)
     user_add.add_argument("--name", default="")
     user_add.add_argument("--admin", action="store_true", help="administrator: sees every device")
+
+    command = commands.add_parser("command", help="downlink commands").add_subparsers(
+        dest="command_command", required=True, metavar="ACTION")
+    send = command.add_parser("send", parents=[configured],
+                              help="queue a command; the server sends it when the device is connected")
+    send.add_argument("--unique-id", required=True, help="the device's IMEI or other unique id")
+    send.add_argument("--type", required=True, choices=sorted(COMMAND_TYPES))
+    send.add_argument("--attribute", action="append", default=[], metavar="KEY=VALUE",
+                      help="e.g. frequency=60 (positionPeriodic, s) or data=TEXT (custom)")
+    listing = command.add_parser("list", parents=[configured], help="recent commands and results")
+    listing.add_argument("--unique-id", help="only this device")
 
     from tracker import simulator
     simulator.add_arguments(commands.add_parser(
@@ -103,6 +115,8 @@ def _admin(args, config) -> int:
     try:
         if args.command == "device":
             return _device(args, store)
+        if args.command == "command":
+            return _command(args, store)
         return _user(args, store)
     except DuplicateError as error:
         print(f"tracker: {error}", file=sys.stderr)
@@ -122,6 +136,40 @@ def _device(args, store) -> int:
             print(f"{attempt.attempt_time.isoformat()}\t{attempt.protocol}\t"
                   f"{attempt.unique_id}\t{attempt.remote_address}")
     return 0
+
+
+def _command(args, store) -> int:
+    import datetime as dt
+
+    device = store.device_by_unique_id(args.unique_id) if args.unique_id else None
+    if args.unique_id and device is None:
+        print(f"tracker: no device with unique id {args.unique_id}", file=sys.stderr)
+        return 1
+    if args.command_command == "list":
+        for c in store.commands(None, device.id if device else None):
+            print(f"{c.id}\tdevice {c.device_id}\t{c.type}\t{c.status}\t"
+                  f"{c.created.isoformat()}\t{c.result or ''}")
+        return 0
+    try:
+        attributes = _attributes(args.attribute)
+    except ValueError as error:
+        print(f"tracker: {error}", file=sys.stderr)
+        return 2
+    queued = store.queue_command(device.id, args.type, attributes, dt.datetime.now(dt.UTC))
+    print(f"queued command {queued.id} ({queued.type}) for {device.unique_id}; a running "
+          "server sends it when the device is connected (`tracker command list` shows it)")
+    return 0
+
+
+def _attributes(pairs: list[str]) -> dict:
+    """KEY=VALUE pairs; integer values become integers."""
+    attributes: dict = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"attribute {pair!r} is not KEY=VALUE")
+        attributes[key] = int(value) if value.isdigit() else value
+    return attributes
 
 
 def _user(args, store) -> int:

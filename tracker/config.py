@@ -35,7 +35,7 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ListenAddress:
-    """Where one protocol listens: transport ("tcp"/"udp"), port, interface."""
+    """Where one protocol listens: transport ("tcp", "udp" or "http"), port, interface."""
 
     transport: str
     port: int
@@ -43,10 +43,10 @@ class ListenAddress:
 
     @classmethod
     def parse(cls, text: str) -> "ListenAddress":
-        """Parse "tcp:5023", "udp:5023" or "tcp:5023:interface=127.0.0.1"."""
+        """Parse "tcp:5023", "udp:5023", "http:5055" or "tcp:5023:interface=127.0.0.1"."""
         parts = text.strip().split(":")
-        if len(parts) < 2 or parts[0] not in ("tcp", "udp"):
-            raise ConfigError(f"listen address {text!r}: expected tcp:PORT or udp:PORT")
+        if len(parts) < 2 or parts[0] not in ("tcp", "udp", "http"):
+            raise ConfigError(f"listen address {text!r}: expected tcp:PORT, udp:PORT or http:PORT")
         try:
             port = int(parts[1])
         except ValueError:

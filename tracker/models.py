@@ -125,3 +125,24 @@ class UnknownDeviceAttempt:
     protocol: str
     remote_address: str
     attempt_time: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredCommand:
+    """A downlink command and where it stands.
+
+    `status`: "queued" (waits for the device), "sent" (written to its
+    connection), "answered" (the device replied: `result`), "failed" (the
+    protocol cannot carry it: `result` says why).
+    """
+
+    id: int
+    device_id: int
+    type: str
+    attributes: Mapping[str, Any]
+    status: str
+    created: dt.datetime
+    sent_time: dt.datetime | None = None
+    result_time: dt.datetime | None = None
+    result: str | None = None
+    user_id: int | None = None

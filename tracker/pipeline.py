@@ -15,6 +15,8 @@ Decisions:
   `archive=True` (history upload after a coverage gap) and fires no alarm event.
 - A protocol alarm becomes an `alarm` event, unique per device, time and value, so
   a retransmitted alarm is stored once.
+- A device's answer to a command becomes a `commandResult` event (attributes
+  {"result": text}) at server time; storage marks the command answered.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Iterable
 
 from twisted.logger import Logger
 
-from protocols import Position
+from protocols import CommandResult, Message, Position
 from tracker.models import Batch, Device, NewEvent, NewPosition, StatusUpdate
 
 log = Logger()
@@ -41,13 +43,19 @@ class DeviceTrack:
         self.latest_fix = latest_fix
 
 
-def build_batch(device: Device, protocol: str, positions: Iterable[Position],
+def build_batch(device: Device, protocol: str, messages: Iterable[Message],
                 track: DeviceTrack, now: dt.datetime) -> Batch:
-    """The Batch to store for `positions` decoded from one frame of `device`."""
+    """The Batch to store for the messages decoded from one frame of `device`
+    (logins are ignored: identification happened before)."""
     new_positions: list[NewPosition] = []
     events: list[NewEvent] = []
     statuses: list[StatusUpdate] = []
-    for position in positions:
+    for position in messages:
+        if isinstance(position, CommandResult):
+            events.append(NewEvent(device.id, "commandResult", now, {"result": position.text}))
+            continue
+        if not isinstance(position, Position):
+            continue
         if position.outdated:
             statuses.append(StatusUpdate(device.id, now, dict(position.attributes)))
             events.extend(_alarm_events(device, position, fix_time=None))

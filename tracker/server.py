@@ -14,8 +14,10 @@ from twisted.python.threadpool import ThreadPool
 
 from protocols import get_codec
 from tracker.adapters import DeviceDatagramProtocol, DeviceStreamFactory, Ingest
+from tracker.commands import CommandDispatcher
 from tracker.config import Config
 from tracker.devices import DeviceDirectory
+from tracker.http_adapter import device_http_site
 from tracker.storage import open_store
 from tracker.writer import BatchWriter
 from web.site import build_site
@@ -36,6 +38,7 @@ class TrackerServer:
                                   max_pending=config.writer_max_pending)
         self.directory = DeviceDirectory(self.store, reactor, self.threadpool,
                                          config.unknown_devices)
+        self.commands = CommandDispatcher(self.store, reactor, self.threadpool)
         self.listeners: dict[tuple[str, str], object] = {}   # (protocol, transport) -> port
         self.web_port = None
 
@@ -44,13 +47,14 @@ class TrackerServer:
         self.store.migrate()
         self.threadpool.start()
         self.writer.start()
+        self.commands.start()
         self.reactor.addSystemEventTrigger("before", "shutdown", self.stop)
         for name, addresses in self.config.protocols.items():
-            ingest = Ingest(get_codec(name), self.directory, self.writer)
+            ingest = Ingest(get_codec(name), self.directory, self.writer, commands=self.commands)
             for address in addresses:
                 self.listeners[(name, address.transport)] = self._listen(ingest, address)
                 log.info("{protocol} listening on {address}", protocol=name, address=str(address))
-        site = build_site(self.store, self.threadpool, self.reactor)
+        site = build_site(self.store, self.threadpool, self.reactor, commands=self.commands)
         self.web_port = self.reactor.listenTCP(self.config.web_port, site,
                                                interface=self.config.web_interface)
         log.info("web and API on port {port}; database {dialect}",
@@ -65,6 +69,9 @@ class TrackerServer:
             factory = DeviceStreamFactory(ingest, self.reactor, self.config.idle_timeout_s,
                                           self.config.max_connections)
             return self.reactor.listenTCP(address.port, factory, interface=address.interface)
+        if address.transport == "http":
+            site = device_http_site(ingest, self.reactor, self.config.idle_timeout_s)
+            return self.reactor.listenTCP(address.port, site, interface=address.interface)
         udp = DeviceDatagramProtocol(ingest, self.reactor, self.config.idle_timeout_s,
                                      self.config.max_connections)
         return self.reactor.listenUDP(address.port, udp, interface=address.interface)
@@ -78,6 +85,7 @@ class TrackerServer:
             ports.append(self.web_port)
             self.web_port = None
         yield defer.DeferredList([defer.maybeDeferred(p.stopListening) for p in ports])
+        self.commands.stop()
         yield self.writer.stop()
         if self.threadpool.started:
             self.threadpool.stop()

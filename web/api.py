@@ -11,6 +11,10 @@ Traccar integrations work unchanged):
 ``GET /api/devices``       devices the user may see; ``id`` / ``uniqueId`` filters
 ``GET /api/positions``     latest per device; ``deviceId`` + ``from`` + ``to``:
                            history oldest first; ``id``: those positions
+``POST /api/commands/send`` queue a command {deviceId, type, attributes}: 200 sent,
+                           202 queued until the device connects
+``GET /api/commands/types`` command types the device's protocol can carry
+``GET /api/commands/log``  our own: sent/queued/answered commands, newest first
 =========================  ========================================================
 
 Conventions:
@@ -41,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -55,6 +60,8 @@ from twisted.web import server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
+from protocols import COMMAND_TYPES
+from tracker.http_adapter import BoundedRequest
 from tracker.models import User
 from tracker.storage.api import Store
 from web import jsonshapes
@@ -103,6 +110,7 @@ class ApiContext:
     reactor: Any
     auth: Authenticator
     version: str
+    commands: Any = None    # tracker.commands.CommandDispatcher; None: commands off
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Deferred:
         """Run a blocking store call on the thread pool."""
@@ -110,32 +118,6 @@ class ApiContext:
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.reactor.seconds(), dt.UTC)
-
-
-class BoundedRequest(server.Request):
-    """A request whose body is capped: beyond the cap it is read and dropped.
-
-    The resource then answers 413.  (twisted.web otherwise buffers any body,
-    spilling to a temporary file, and would parse a form of any size.)
-    """
-
-    max_body_bytes = MAX_BODY_BYTES
-    body_too_large = False
-    _body_bytes = 0
-
-    def gotLength(self, length):
-        if length is not None and length > self.max_body_bytes:
-            self.body_too_large = True
-            length = 0
-        self._body_bytes = 0
-        super().gotLength(length)
-
-    def handleContentChunk(self, data):
-        self._body_bytes += len(data)
-        if self._body_bytes > self.max_body_bytes:
-            self.body_too_large = True
-        if not self.body_too_large:
-            super().handleContentChunk(data)
 
 
 # -- response writing --------------------------------------------------------------
@@ -359,6 +341,102 @@ class PositionsResource(JsonResource):
         return [jsonshapes.position_json(position) for position in positions]
 
 
+class CommandSendResource(JsonResource):
+    """POST /api/commands/send: Traccar's body {deviceId, type, attributes}.
+
+    200 with the command when it was sent to the connected device, 202 when it is
+    queued until the device connects, 400 when the device's protocol cannot carry
+    it (the command is then stored as failed, with the reason)."""
+
+    methods = {b"POST": "post"}
+
+    async def post(self, request: IRequest, user: User) -> Reply:
+        if self.context.commands is None:
+            raise ApiError(503, "commands are not available on this server")
+        body = _json_body(request)
+        device_id = body.get("deviceId")
+        command_type = body.get("type")
+        attributes = body.get("attributes")
+        attributes = {} if attributes is None else attributes
+        if not isinstance(device_id, int) or isinstance(device_id, bool):
+            raise ApiError(400, "deviceId must be an integer")
+        if not isinstance(attributes, dict):
+            raise ApiError(400, "attributes must be an object")
+        _check_command(command_type, attributes,
+                       self.context.commands.command_types(device_id))
+        if not await self.context.call(_may_see_device, self.context.store, user, device_id):
+            raise ApiError(404, f"no device with id {device_id}")
+        command = await self.context.commands.queue(device_id, command_type, attributes, user.id)
+        if command.status == "failed":
+            raise ApiError(400, f"the device cannot take this command: {command.result}")
+        status = 200 if command.status == "sent" else 202
+        return Reply(status, jsonshapes.command_json(command))
+
+
+class CommandTypesResource(JsonResource):
+    """GET /api/commands/types?deviceId=N: what the device's protocol can carry
+    (all known types while it is not connected)."""
+
+    methods = {b"GET": "get"}
+
+    async def get(self, request: IRequest, user: User) -> Any:
+        device_ids = _int_params(request, "deviceId")
+        types = COMMAND_TYPES
+        if device_ids and self.context.commands is not None:
+            if not await self.context.call(_may_see_device, self.context.store, user, device_ids[0]):
+                raise ApiError(404, f"no device with id {device_ids[0]}")
+            types = self.context.commands.command_types(device_ids[0]) or COMMAND_TYPES
+        return [{"type": t} for t in sorted(types)]
+
+
+class CommandLogResource(JsonResource):
+    """GET /api/commands/log[?deviceId=N]: sent and queued commands, newest first
+    (our own endpoint: Traccar's /api/commands holds saved command templates)."""
+
+    methods = {b"GET": "get"}
+
+    async def get(self, request: IRequest, user: User) -> Any:
+        device_ids = _int_params(request, "deviceId")
+        device_id = device_ids[0] if device_ids else None
+        commands = await self.context.call(self.context.store.commands, user, device_id, 100)
+        return [jsonshapes.command_json(command) for command in commands]
+
+
+def _may_see_device(store: Store, user: User, device_id: int) -> bool:
+    return any(d.id == device_id for d in store.devices(user))
+
+
+def _check_command(command_type: Any, attributes: Mapping[str, Any],
+                   supported: frozenset[str] | None) -> None:
+    """400 unless the command is well-formed (and carried by the connected device)."""
+    if command_type not in COMMAND_TYPES:
+        raise ApiError(400, f"type must be one of {', '.join(sorted(COMMAND_TYPES))}")
+    if supported is not None and command_type not in supported:
+        raise ApiError(400, f"the device's protocol cannot carry {command_type}; "
+                            f"it takes {', '.join(sorted(supported)) or 'no commands'}")
+    if command_type == "positionPeriodic":
+        frequency = attributes.get("frequency")
+        if not isinstance(frequency, int) or isinstance(frequency, bool) or frequency <= 0:
+            raise ApiError(400, "positionPeriodic needs attributes.frequency in seconds (integer)")
+    if command_type == "custom" and not (isinstance(attributes.get("data"), str)
+                                         and attributes["data"]):
+        raise ApiError(400, "custom needs attributes.data (text)")
+
+
+def _json_body(request: IRequest) -> dict[str, Any]:
+    content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+    if content_type != b"application/json":
+        raise ApiError(415, "send the body as application/json")
+    request.content.seek(0)
+    try:
+        body = json.loads(request.content.read())
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "malformed JSON body") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the JSON body must be an object")
+    return body
+
+
 def _device_positions(store: Store, user: User, device_id: int, start: dt.datetime | None,
                       end: dt.datetime | None):
     """One device's history (or latest position); None if the user may not see it.
@@ -453,7 +531,8 @@ def _single(fields: Mapping[str, Sequence[str]], name: str) -> str | None:
 
 
 __all__ = [
-    "ApiContext", "ApiError", "BoundedRequest", "DevicesResource", "JsonResource",
+    "ApiContext", "ApiError", "BoundedRequest", "CommandLogResource", "CommandSendResource",
+    "CommandTypesResource", "DevicesResource", "JsonResource",
     "JsonRoot", "MAX_BODY_BYTES", "NotFound", "PositionsResource", "Reply",
     "ServerResource", "SessionResource", "parse_time",
 ]

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from tracker.models import Device, StoredPosition, User
+from tracker.models import Device, StoredCommand, StoredPosition, User
 
 ONLINE_WITHIN = dt.timedelta(minutes=5)
 """A device is "online" when its last update is at most this old."""
@@ -87,6 +87,23 @@ def position_json(position: StoredPosition) -> dict[str, Any]:
         "network": dict(position.network) if position.network is not None else None,
         "geofenceIds": None,
         "attributes": attributes,
+    }
+
+
+def command_json(command: StoredCommand) -> dict[str, Any]:
+    """Traccar's Command shape, plus where it stands (status, sent, result)."""
+    return {
+        "id": command.id,
+        "deviceId": command.device_id,
+        "description": None,
+        "type": command.type,
+        "textChannel": False,
+        "attributes": dict(command.attributes),
+        "status": command.status,
+        "createdTime": format_time(command.created),
+        "sentTime": format_time(command.sent_time),
+        "resultTime": format_time(command.result_time),
+        "result": command.result,
     }
 
 

@@ -147,3 +147,47 @@ def test_garbage_oversize_and_bad_crc_drop_only_that_connection(server, database
     assert server.alive()
     log = server.log()
     assert "bad frame" in log and "deadbeef" in log
+
+
+def test_a_command_reaches_the_device_and_its_answer_is_recorded(server, database_url):
+    """API command to a connected device; CLI command picked up by the poll."""
+    register(database_url, 1)
+    server.start()
+    imei = str(FIRST_IMEI)
+    with socket.create_connection(("127.0.0.1", server.gt06_port), timeout=5) as device:
+        device.sendall(gt06.device_login(imei, 1))
+        assert gt06.parse_ack(device.recv(64))[1] == 1
+        device_id = server.api("/api/devices", EMAIL, PASSWORD)[0]["id"]
+        status, command = server.api("/api/commands/send", EMAIL, PASSWORD,
+                                     body={"deviceId": device_id, "type": "engineStop"})
+        assert (status, command["status"]) == (200, "sent")
+        frame = device.recv(256)
+        assert frame[3] == 0x80 and b"RELAY,1#" in frame
+        device.sendall(gt06.device_command_response(2, "RELAY:OK"))
+        deadline = time.monotonic() + 5
+        while (log := server.api(f"/api/commands/log?deviceId={device_id}", EMAIL, PASSWORD)
+               )[0]["status"] != "answered":
+            assert time.monotonic() < deadline, log
+            time.sleep(0.1)
+        assert log[0]["result"] == "RELAY:OK"
+
+        server.cli("command", "send", "--unique-id", imei, "--type", "positionPeriodic",
+                   "--attribute", "frequency=60")
+        frame = device.recv(256)          # the server polls for commands every 2 s
+        assert b"TIMER,60#" in frame
+
+
+def test_an_offline_devices_command_waits_for_its_next_connection(server, database_url):
+    register(database_url, 1)
+    server.start()
+    device_id = server.api("/api/devices", EMAIL, PASSWORD)[0]["id"]
+    status, command = server.api("/api/commands/send", EMAIL, PASSWORD,
+                                 body={"deviceId": device_id, "type": "rebootDevice"})
+    assert (status, command["status"]) == (202, "queued")
+    with socket.create_connection(("127.0.0.1", server.gt06_port), timeout=5) as device:
+        device.sendall(gt06.device_login(str(FIRST_IMEI), 1))
+        received = b""
+        while b"RESET#" not in received:
+            chunk = device.recv(256)
+            assert chunk, "connection closed before the command came"
+            received += chunk

@@ -56,3 +56,11 @@ def test_implausible_fixes_are_dropped():
     off_planet = Position(fix_time=NOW, valid=True, latitude=91.0, longitude=1)
     batch = build_batch(DEVICE, "gt06", [future, off_planet], DeviceTrack(), NOW)
     assert batch.positions == () and batch.statuses == ()
+
+
+def test_a_command_answer_becomes_a_command_result_event():
+    from protocols import CommandResult, Login
+    batch = build_batch(DEVICE, "gt06", [Login("x"), CommandResult("RELAY:OK")], DeviceTrack(), NOW)
+    (event,) = batch.events
+    assert (event.type, event.attributes, event.event_time) == ("commandResult", {"result": "RELAY:OK"}, NOW)
+    assert batch.positions == ()

@@ -187,6 +187,7 @@ class World:
     client: Client
     other_organisation_id: int
     devices: dict[str, Any]
+    commands: Any = None
 
     def new_client(self) -> Client:
         return Client(self.site)
@@ -195,6 +196,7 @@ class World:
 def make_world(db_path, *, secure_cookies: bool = False, threadpool=None) -> World:
     from argon2 import PasswordHasher
 
+    from tracker.commands import CommandDispatcher
     from tracker.storage import SqlStore
     from web.site import build_site
 
@@ -212,8 +214,9 @@ def make_world(db_path, *, secure_cookies: bool = False, threadpool=None) -> Wor
     }
     reactor = FakeReactor()
     threadpool = threadpool if threadpool is not None else SyncThreadPool()
-    site = build_site(store, threadpool, reactor, secure_cookies=secure_cookies)
-    return World(store, reactor, threadpool, site, Client(site), other, devices)
+    commands = CommandDispatcher(store, reactor, threadpool)
+    site = build_site(store, threadpool, reactor, secure_cookies=secure_cookies, commands=commands)
+    return World(store, reactor, threadpool, site, Client(site), other, devices, commands)
 
 
 ADMIN = ("admin@example.com", PASSWORD)

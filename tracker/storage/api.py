@@ -10,12 +10,13 @@ users see their organisation's devices).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from tracker.models import (
     Batch,
     Device,
+    StoredCommand,
     StoredEvent,
     StoredPosition,
     UnknownDeviceAttempt,
@@ -66,7 +67,9 @@ class Store(Protocol):
         """Commit positions, events and status updates in one transaction.
 
         Idempotent: a position whose (device_id, fix_time) exists is skipped, an
-        event whose (device_id, type, event_time, alarm) exists is skipped.  Devices'
+        event whose (device_id, type, event_time, alarm) exists is skipped.  A
+        "commandResult" event also marks the device's oldest "sent" command
+        "answered" with attributes["result"].  Devices'
         `position_id` / `last_update` move forward only (an archive position never
         replaces a newer latest).  Raises on database errors; the caller retries.
         """
@@ -82,6 +85,22 @@ class Store(Protocol):
 
     def events(self, user: User, device_id: int | None, start: dt.datetime,
                end: dt.datetime) -> list[StoredEvent]: ...
+
+    # downlink commands
+    def queue_command(self, device_id: int, type: str, attributes: Mapping[str, Any],
+                      now: dt.datetime, user_id: int | None = None) -> StoredCommand:
+        """Store a command with status "queued"."""
+
+    def queued_commands(self, device_ids: Sequence[int]) -> list[StoredCommand]:
+        """Commands still queued for these devices, oldest first."""
+
+    def mark_command(self, command_id: int, status: str, now: dt.datetime,
+                     result: str | None = None) -> None:
+        """Move a command to "sent" (sets sent_time) or "failed" (result = why)."""
+
+    def commands(self, user: User, device_id: int | None = None,
+                 limit: int = 100) -> list[StoredCommand]:
+        """Commands of the devices the user may see, newest first."""
 
     def count_positions(self, device_id: int | None = None) -> int:
         """For tests and benchmarks."""

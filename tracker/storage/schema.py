@@ -190,3 +190,18 @@ unknown_devices = Table(
     Column("remote_address", String(128), nullable=False),
     Column("attempt_time", UTCDateTime(), nullable=False, index=True),
 )
+
+commands = Table(
+    "commands", metadata,
+    Column("id", BigId(), primary_key=True, autoincrement=True),
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Integer, nullable=True),        # who queued it; None from the CLI
+    Column("type", String(64), nullable=False),       # Traccar command type
+    Column("attributes", JsonType(), nullable=False),
+    Column("status", String(16), nullable=False),     # queued, sent, answered, failed
+    Column("created", UTCDateTime(), nullable=False),
+    Column("sent_time", UTCDateTime(), nullable=True),
+    Column("result_time", UTCDateTime(), nullable=True),
+    Column("result", String(2000), nullable=True),    # the device's answer or the failure
+    Index("ix_commands_device_id_status", "device_id", "status"),
+)

@@ -79,6 +79,7 @@ from tracker.models import (
     Device,
     NewEvent,
     NewPosition,
+    StoredCommand,
     StoredEvent,
     StoredPosition,
     UnknownDeviceAttempt,
@@ -89,6 +90,7 @@ from tracker.storage.passwords import Passwords
 from tracker.storage.schema import (
     DEFAULT_ORGANISATION_ID,
     UTCDateTime,
+    commands,
     devices,
     events,
     organisations,
@@ -318,6 +320,43 @@ class SqlStore:
                             event_time=r.event_time, position_id=r.position_id,
                             attributes=r.attributes) for r in rows]
 
+    def queue_command(self, device_id: int, type: str, attributes: Mapping[str, Any],
+                      now: dt.datetime, user_id: int | None = None) -> StoredCommand:
+        values = {"device_id": device_id, "user_id": user_id, "type": type,
+                  "attributes": dict(attributes), "status": "queued", "created": now}
+        with self._write() as conn:
+            row = conn.execute(insert(commands).values(**values).returning(commands)).one()
+        return _command(row)
+
+    def queued_commands(self, device_ids: Sequence[int]) -> list[StoredCommand]:
+        found: list[StoredCommand] = []
+        with self._read() as conn:
+            for chunk in _chunks(sorted(set(device_ids)), MAX_BIND_PARAMS):
+                rows = conn.execute(select(commands).where(
+                    commands.c.status == "queued", commands.c.device_id.in_(chunk)))
+                found.extend(_command(row) for row in rows)
+        return sorted(found, key=lambda c: c.id)
+
+    def mark_command(self, command_id: int, status: str, now: dt.datetime,
+                     result: str | None = None) -> None:
+        if status == "sent":
+            values: dict[str, Any] = {"status": status, "sent_time": now}
+        elif status == "failed":
+            values = {"status": status, "result_time": now, "result": (result or "")[:2000]}
+        else:
+            raise ValueError(f"a command can be marked sent or failed, not {status!r}")
+        with self._write() as conn:
+            conn.execute(update(commands).where(commands.c.id == command_id).values(**values))
+
+    def commands(self, user: User, device_id: int | None = None,
+                 limit: int = 100) -> list[StoredCommand]:
+        query = (select(commands).join(devices, devices.c.id == commands.c.device_id)
+                 .where(_visible(user)).order_by(commands.c.id.desc()).limit(limit))
+        if device_id is not None:
+            query = query.where(commands.c.device_id == device_id)
+        with self._read() as conn:
+            return [_command(row) for row in conn.execute(query)]
+
     def count_positions(self, device_id: int | None = None) -> int:
         query = select(func.count()).select_from(positions)
         if device_id is not None:
@@ -389,8 +428,9 @@ class SqlStore:
                      .on_conflict_do_nothing(index_elements=[
                          events.c.device_id, events.c.type, events.c.event_time,
                          events.c.alarm])
-                     .returning(events.c.id))   # RETURNING: one multi-row INSERT
-        conn.execute(statement, [{
+                     .returning(events.c.device_id, events.c.type,
+                                events.c.event_time, events.c.attributes))   # one multi-row INSERT
+        inserted_events = conn.execute(statement, [{
             "device_id": e.device_id,
             "type": e.type,
             "event_time": e.event_time,
@@ -399,6 +439,20 @@ class SqlStore:
             "attributes": dict(e.attributes),
             "alarm": _alarm_key(e.attributes),
         } for e in new]).all()
+        self._answer_commands(conn, [e for e in inserted_events if e.type == "commandResult"])
+
+    @staticmethod
+    def _answer_commands(conn: Connection, results: Sequence[Row[Any]]) -> None:
+        """Each new commandResult answers its device's oldest command still "sent"."""
+        for result in results:
+            oldest = conn.execute(
+                select(func.min(commands.c.id)).where(
+                    commands.c.device_id == result.device_id, commands.c.status == "sent")
+            ).scalar_one()
+            if oldest is not None:
+                conn.execute(update(commands).where(commands.c.id == oldest).values(
+                    status="answered", result_time=result.event_time,
+                    result=str(result.attributes.get("result", ""))[:2000]))
 
     def _update_devices(self, conn: Connection, batch: Batch,
                         inserted: Sequence[Row[Any]]) -> None:
@@ -576,6 +630,13 @@ def _position(row: Row[Any]) -> StoredPosition:
         altitude_m=row.altitude, speed_kn=row.speed, course_deg=row.course,
         accuracy_m=row.accuracy, attributes=row.attributes, network=row.network,
         archive=row.archive)
+
+
+def _command(row: Row[Any]) -> StoredCommand:
+    return StoredCommand(
+        id=row.id, device_id=row.device_id, type=row.type, attributes=row.attributes,
+        status=row.status, created=row.created, sent_time=row.sent_time,
+        result_time=row.result_time, result=row.result, user_id=row.user_id)
 
 
 def _device(row: Row[Any]) -> Device:

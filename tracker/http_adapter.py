@@ -1,0 +1,118 @@
+"""The HTTP adapter: serves codecs whose devices report in HTTP requests (OsmAnd).
+
+Each request is one frame: the codec session decodes an `HttpRequest`, the
+device is identified from the id the request carries, and the response is
+written only after the data is stored (store-then-ack, as on TCP):
+
+- 200 with the codec's reply body: stored (phone apps then drop their copy);
+- 400: the codec refused the request (no device id, bad values), with the reason;
+- 403: unknown device, refused by the configuration (recorded for the admin);
+- 413: body over the codec's frame size cap;
+- 503: storage failed or is overloaded; the app keeps the report and retries.
+"""
+
+from __future__ import annotations
+
+from twisted.logger import Logger
+from twisted.web import resource, server
+
+from protocols import HttpRequest, ProtocolError
+from tracker.adapters import DeviceChannel, Ingest, frame_hex
+
+log = Logger()
+
+
+class BoundedRequest(server.Request):
+    """A request whose body is capped at `max_body_bytes`; beyond it the body is
+    read and dropped and `body_too_large` is set (twisted.web would otherwise
+    buffer any body, spilling to a temporary file)."""
+
+    max_body_bytes = 64 * 1024
+    body_too_large = False
+    _body_bytes = 0
+
+    def gotLength(self, length):
+        if length is not None and length > self.max_body_bytes:
+            self.body_too_large = True
+            length = 0
+        self._body_bytes = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        self._body_bytes += len(data)
+        if self._body_bytes > self.max_body_bytes:
+            self.body_too_large = True
+        if not self.body_too_large:
+            super().handleContentChunk(data)
+
+
+class DeviceHttpResource(resource.Resource):
+    """Every path and method of the protocol's port; see the module docstring."""
+
+    isLeaf = True
+
+    def __init__(self, ingest: Ingest) -> None:
+        super().__init__()
+        self.ingest = ingest
+
+    def render(self, request):
+        remote = f"{request.getClientAddress().host}:{request.getClientAddress().port}"
+        if getattr(request, "body_too_large", False):
+            return _answer(request, 413, b"request body too large\n")
+        http_request = _http_request(request)
+        session = self.ingest.codec.new_session(self.ingest.options)
+        try:
+            frame = session.decode_frame(http_request, self.ingest.directory.now())
+        except ProtocolError as error:
+            log.warn("{protocol} bad request from {remote}: {error}; {hex}",
+                     protocol=self.ingest.codec.name, remote=remote, error=error,
+                     hex=frame_hex(http_request.url.encode("utf-8", "replace") + http_request.body))
+            return _answer(request, 400, f"{error}\n".encode())
+        replies: list[bytes] = []
+        channel = DeviceChannel(self.ingest, session, remote, replies.append, lambda: None)
+        channel.frames_received([frame])
+        channel.flushed().addCallback(lambda _: _finish(request, channel, replies))
+        return server.NOT_DONE_YET
+
+
+def _http_request(request) -> HttpRequest:
+    headers = {name.decode("latin-1"): value.decode("latin-1")
+               for name, values in request.requestHeaders.getAllRawHeaders()
+               for value in values[-1:]}
+    request.content.seek(0)
+    return HttpRequest(method=request.method.decode("ascii", "replace"),
+                       url=request.uri.decode("utf-8", "replace"),
+                       headers=headers, body=request.content.read())
+
+
+def _finish(request, channel: DeviceChannel, replies: list[bytes]) -> None:
+    if request.finished or request.channel is None:   # the client went away
+        return
+    if channel.closed and channel.device is None:
+        _answer(request, 403, b"unknown device\n", finish=True)
+    elif channel.closed:
+        _answer(request, 503, b"not stored, retry later\n", finish=True)
+    else:
+        _answer(request, 200, b"".join(replies), finish=True)
+
+
+def _answer(request, status: int, body: bytes, finish: bool = False):
+    request.setResponseCode(status)
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    request.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
+    if not finish:
+        return body
+    request.write(body)
+    request.finish()
+    return None
+
+
+def device_http_site(ingest: Ingest, reactor, idle_timeout_s: float = 60.0) -> server.Site:
+    """The Site for one HTTP protocol's port, with its body cap."""
+    request_factory = type("DeviceRequest", (BoundedRequest,),
+                           {"max_body_bytes": ingest.codec.max_frame_bytes})
+    site = server.Site(DeviceHttpResource(ingest), requestFactory=request_factory,
+                       reactor=reactor, timeout=idle_timeout_s)
+    site.displayTracebacks = False
+    site.noisy = False
+    return site
