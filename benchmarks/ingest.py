@@ -73,10 +73,10 @@ def benchmark(args: argparse.Namespace, database_url: str, workdir: Path) -> int
         server.start(SERVER_START_TIMEOUT_S)
         pid = server.process.pid
         print(f"server up in {time.monotonic() - started:.1f} s (pid {pid}, "
-              f"gt06 port {server.gt06_port})", flush=True)
+              f"gt06 port {server.device_port})", flush=True)
         cpu_before_s = cpu_seconds(pid)
         options = SimulationOptions(
-            port=server.gt06_port, devices=args.devices, interval_s=args.interval,
+            port=server.device_port, devices=args.devices, interval_s=args.interval,
             duration_s=args.duration, drain_timeout_s=args.drain_timeout,
             alarm_every=args.alarm_every, seed=args.seed, acked_log=str(acked_log))
         print(f"simulating {args.devices} devices, a location every {args.interval:g} s, "

@@ -41,11 +41,14 @@ def tracker_command(*args: str) -> list[str]:
 
 
 class ServerProcess:
-    """The server in a subprocess, configured for one database URL."""
+    """The server in a subprocess, configured for one database URL, with one
+    device protocol enabled (on a free port, over its usual transports)."""
 
-    def __init__(self, workdir: Path, database_url: str, unknown: str = "refuse") -> None:
+    def __init__(self, workdir: Path, database_url: str, unknown: str = "refuse",
+                 protocol: str = "gt06") -> None:
         self.workdir = Path(workdir)
-        self.gt06_port = free_port()
+        self.protocol = protocol
+        self.device_port = free_port()
         self.web_port = free_port()
         self.config_path = self.workdir / "tracker.toml"
         self.log_path = self.workdir / "server.log"
@@ -58,9 +61,10 @@ class ServerProcess:
         lines = [f"[database]\nurl = {json.dumps(database_url)}",
                  f'[web]\nport = {self.web_port}\ninterface = "127.0.0.1"',
                  f'[devices]\nunknown = "{unknown}"', "[protocols]"]
-        for name in sorted(CODECS):   # other protocols off: their ports may be taken
-            listen = [f"{transport}:{self.gt06_port}:interface=127.0.0.1"
-                      for transport in ("tcp", "udp")] if name == "gt06" else []
+        for name, codec in sorted(CODECS.items()):   # others off: their ports may be taken
+            transports = [a.split(":")[0] for a in codec.default_listen]
+            listen = [f"{transport}:{self.device_port}:interface=127.0.0.1"
+                      for transport in transports] if name == self.protocol else []
             lines.append(f"{name} = {json.dumps(listen)}")
         return "\n".join(lines) + "\n"
 
@@ -80,7 +84,7 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            if _accepts(self.gt06_port) and _accepts(self.web_port):
+            if _accepts(self.device_port) and _accepts(self.web_port):
                 return
             time.sleep(0.1)
         raise RuntimeError(f"server did not start in {timeout_s}s:\n{self.log()}")
@@ -121,9 +125,9 @@ class ServerProcess:
             return decoded if body is None else (response.status, decoded)
 
     def simulate_command(self, *args: str) -> list[str]:
-        """The `tracker simulate` command line for this server's GT06 port."""
-        return tracker_command("simulate", "--protocol", "gt06", "--host", "127.0.0.1",
-                               "--port", str(self.gt06_port), *args)
+        """The `tracker simulate` command line for this server's device port."""
+        return tracker_command("simulate", "--protocol", self.protocol, "--host", "127.0.0.1",
+                               "--port", str(self.device_port), *args)
 
     def simulate(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(self.simulate_command(*args), cwd=self.workdir,

@@ -35,7 +35,7 @@ def test_nothing_is_acked_while_the_database_is_down_and_ingest_resumes(cluster,
     server = ServerProcess(tmp_path, cluster.url)
     server.start()
     try:
-        device = socket.create_connection(("127.0.0.1", server.gt06_port), timeout=5)
+        device = socket.create_connection(("127.0.0.1", server.device_port), timeout=5)
         device.sendall(gt06.device_login(str(FIRST_IMEI), 1))
         assert gt06.parse_ack(device.recv(64))[1] == 1
 

@@ -86,7 +86,7 @@ def test_a_position_is_visible_in_the_api_within_two_seconds(server, database_ur
     register(database_url, 1)
     server.start()
     imei = str(FIRST_IMEI)
-    with socket.create_connection(("127.0.0.1", server.gt06_port), timeout=5) as device:
+    with socket.create_connection(("127.0.0.1", server.device_port), timeout=5) as device:
         device.sendall(gt06.device_login(imei, 1))
         assert gt06.parse_ack(device.recv(64))[1] == 1
         fix_time = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -126,14 +126,14 @@ def test_kill_9_loses_no_acknowledged_position(server, database_url, tmp_path):
 def test_garbage_oversize_and_bad_crc_drop_only_that_connection(server, database_url):
     register(database_url, 2)
     server.start()
-    good = socket.create_connection(("127.0.0.1", server.gt06_port), timeout=5)
+    good = socket.create_connection(("127.0.0.1", server.device_port), timeout=5)
     good.sendall(gt06.device_login(str(FIRST_IMEI), 1))
     assert gt06.parse_ack(good.recv(64))[1] == 1
     login = gt06.device_login(str(FIRST_IMEI + 1), 1)
     bad_crc = login[:-4] + bytes([login[-4] ^ 0xFF]) + login[-3:]
     oversized = b"\x79\x79\xff\xff" + b"\x00" * 70_000
     for payload in (b"\xde\xad\xbe\xef" * 600, oversized, bad_crc):
-        with socket.create_connection(("127.0.0.1", server.gt06_port), timeout=5) as bad:
+        with socket.create_connection(("127.0.0.1", server.device_port), timeout=5) as bad:
             bad.sendall(payload)
             bad.settimeout(5)
             try:
@@ -154,7 +154,7 @@ def test_a_command_reaches_the_device_and_its_answer_is_recorded(server, databas
     register(database_url, 1)
     server.start()
     imei = str(FIRST_IMEI)
-    with socket.create_connection(("127.0.0.1", server.gt06_port), timeout=5) as device:
+    with socket.create_connection(("127.0.0.1", server.device_port), timeout=5) as device:
         device.sendall(gt06.device_login(imei, 1))
         assert gt06.parse_ack(device.recv(64))[1] == 1
         device_id = server.api("/api/devices", EMAIL, PASSWORD)[0]["id"]
@@ -184,7 +184,7 @@ def test_an_offline_devices_command_waits_for_its_next_connection(server, databa
     status, command = server.api("/api/commands/send", EMAIL, PASSWORD,
                                  body={"deviceId": device_id, "type": "rebootDevice"})
     assert (status, command["status"]) == (202, "queued")
-    with socket.create_connection(("127.0.0.1", server.gt06_port), timeout=5) as device:
+    with socket.create_connection(("127.0.0.1", server.device_port), timeout=5) as device:
         device.sendall(gt06.device_login(str(FIRST_IMEI), 1))
         received = b""
         while b"RESET#" not in received:

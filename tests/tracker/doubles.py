@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
@@ -101,3 +102,46 @@ class MemoryDevices:
 
     def record_unknown_device(self, attempt):
         self.unknown.append(attempt)
+
+
+class QueryHttpSession:
+    """A toy HTTP protocol: GET /?id=<id>&t=<seconds>&lat=..&lon=.. is one fix;
+    a request without an id is refused (ProtocolError)."""
+
+    def __init__(self):
+        self.unique_id = None
+
+    def decode_frame(self, request, now):
+        import urllib.parse
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request.url).query))
+        if "id" not in query:
+            raise ProtocolError("no id", request.url.encode())
+        position = Position(fix_time=EPOCH + dt.timedelta(seconds=int(query.get("t", 0))),
+                            valid=True, latitude=float(query.get("lat", 0)),
+                            longitude=float(query.get("lon", 0)), unique_id=query["id"])
+        return Frame((position,), b"", request.url.encode())
+
+
+class QueryHttpCodec:
+    name = "query"
+    default_listen = ("http:0",)
+    max_frame_bytes = 1024
+    command_types = frozenset()
+
+    def new_session(self, options=None):
+        return QueryHttpSession()
+
+
+class ManualWriter:
+    """Commits only when the test says so."""
+
+    def __init__(self):
+        self.submitted = []
+
+    def submit(self, batch):
+        d = defer.Deferred()
+        self.submitted.append((batch, d))
+        return d
+
+    def commit(self, index):
+        self.submitted[index][1].callback(None)

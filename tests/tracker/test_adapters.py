@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import FakeDatagramTransport, StringTransport
 
-from tests.tracker.doubles import EPOCH, FakeReactor, LineCodec, MemoryDevices, SyncThreadPool
+from tests.tracker.doubles import (
+    EPOCH,
+    FakeReactor,
+    LineCodec,
+    ManualWriter,
+    MemoryDevices,
+    SyncThreadPool,
+)
 from tracker.adapters import DeviceDatagramProtocol, DeviceStreamFactory, Ingest
 from tracker.devices import DeviceDirectory
-
-
-class ManualWriter:
-    """Commits only when the test says so."""
-
-    def __init__(self):
-        self.submitted = []
-
-    def submit(self, batch):
-        d = defer.Deferred()
-        self.submitted.append((batch, d))
-        return d
-
-    def commit(self, index):
-        self.submitted[index][1].callback(None)
 
 
 def make_ingest(policy="refuse", devices=("dev1",)):
