@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 
@@ -150,6 +150,23 @@ class Session(Protocol):
 
         Raises UnsupportedCommand when the protocol cannot carry it.
         """
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CodecSpec:
+    """A codec as the registry sees it: every protocol module's `CODEC` is one.
+
+    `session_factory(options)` makes the per-connection session.
+    """
+
+    name: str
+    default_listen: tuple[str, ...]
+    max_frame_bytes: int
+    command_types: frozenset[str]
+    session_factory: Callable[[Mapping[str, Any] | None], Session]
+
+    def new_session(self, options: Mapping[str, Any] | None = None) -> Session:
+        return self.session_factory(options)
 
 
 class Codec(Protocol):

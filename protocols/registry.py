@@ -4,11 +4,36 @@ Each protocol module exports `CODEC` (the server side) and `DEVICE` (the device
 side, for the simulator and tests).
 """
 
+# One line per protocol, so that adding one is a one-line change.
+# isort: off
+from protocols import gl200
+from protocols import gps103
 from protocols import gt06
+from protocols import h02
+from protocols import jt808
+from protocols import meitrack
+from protocols import osmand
+from protocols import suntech
+from protocols import teltonika
+from protocols import tk103
+from protocols import watch
+from protocols import wialon
+# isort: on
 from protocols.base import Codec, DeviceSide, ProtocolError
 
 PROTOCOL_MODULES = [   # one line per protocol, alphabetical
+    gl200,
+    gps103,
     gt06,
+    h02,
+    jt808,
+    meitrack,
+    osmand,
+    suntech,
+    teltonika,
+    tk103,
+    watch,
+    wialon,
 ]
 
 CODECS: dict[str, Codec] = {module.CODEC.name: module.CODEC for module in PROTOCOL_MODULES}

@@ -5,7 +5,8 @@ device is identified from the id the request carries, and the response is
 written only after the data is stored (store-then-ack, as on TCP):
 
 - 200 with the codec's reply body: stored (phone apps then drop their copy);
-- 400: the codec refused the request (no device id, bad values), with the reason;
+- 400: the codec refused the request (bad values), with the reason, or the
+  request names no device (Traccar answers the same);
 - 403: unknown device, refused by the configuration (recorded for the admin);
 - 413: body over the codec's frame size cap;
 - 503: storage failed or is overloaded; the app keeps the report and retries.
@@ -68,6 +69,8 @@ class DeviceHttpResource(resource.Resource):
                      protocol=self.ingest.codec.name, remote=remote, error=error,
                      hex=frame_hex(http_request.url.encode("utf-8", "replace") + http_request.body))
             return _answer(request, 400, f"{error}\n".encode())
+        if not any(getattr(message, "unique_id", None) for message in frame.messages):
+            return _answer(request, 400, b"the request names no device\n")
         replies: list[bytes] = []
         channel = DeviceChannel(self.ingest, session, remote, replies.append, lambda: None)
         channel.frames_received([frame])

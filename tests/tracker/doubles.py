@@ -106,7 +106,7 @@ class MemoryDevices:
 
 class QueryHttpSession:
     """A toy HTTP protocol: GET /?id=<id>&t=<seconds>&lat=..&lon=.. is one fix;
-    a request without an id is refused (ProtocolError)."""
+    a request without an id gives nothing; a bad number is a ProtocolError."""
 
     def __init__(self):
         self.unique_id = None
@@ -115,7 +115,9 @@ class QueryHttpSession:
         import urllib.parse
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(request.url).query))
         if "id" not in query:
-            raise ProtocolError("no id", request.url.encode())
+            return Frame((), b"", request.url.encode())
+        if not query.get("lat", "0").replace(".", "").isdigit():
+            raise ProtocolError("bad lat", request.url.encode())
         position = Position(fix_time=EPOCH + dt.timedelta(seconds=int(query.get("t", 0))),
                             valid=True, latitude=float(query.get("lat", 0)),
                             longitude=float(query.get("lon", 0)), unique_id=query["id"])

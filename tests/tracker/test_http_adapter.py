@@ -64,8 +64,14 @@ def test_unknown_device_is_403():
 
 def test_a_request_the_codec_refuses_is_400_with_the_reason():
     site, _ = make_site()
+    transport = request(site, b"GET /?id=phone1&lat=north HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status(transport) == 400 and transport.value().endswith(b"bad lat\n")
+
+
+def test_a_request_naming_no_device_is_400():
+    site, writer = make_site()
     transport = request(site, b"GET /?lat=1 HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert status(transport) == 400 and transport.value().endswith(b"no id\n")
+    assert status(transport) == 400 and writer.submitted == []
 
 
 def test_a_body_over_the_cap_is_413():

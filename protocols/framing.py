@@ -1,0 +1,68 @@
+"""What every stream framer shares: a buffer, its size cap, garbage accounting.
+
+A protocol's framer subclasses `StreamFramer` and implements `_next_frame()`,
+which returns the next whole frame from `self._buffer` (removing it), None when
+more bytes are needed, or raises ProtocolError for a bad frame after dropping
+enough of it that the next call resumes behind it.  Garbage before a frame is
+dropped with `_skip(count)`: short line noise is tolerated, but more than
+`max_frame_bytes` of garbage in a row, with no good frame in between, raises
+ProtocolError (the peer does not speak this protocol).
+"""
+
+from __future__ import annotations
+
+from protocols.base import ProtocolError
+
+
+class StreamFramer:
+    """Base of the stream framers; see the module docstring."""
+
+    name = "protocol"   # for error messages: "<name>: ..."
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self._buffer = bytearray()
+        self._skipped = 0   # garbage bytes dropped since the last good frame
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        self._buffer += data
+
+    def remainder(self) -> bytes:
+        """The buffered bytes not yet returned as frames."""
+        return bytes(self._buffer)
+
+    def frames(self) -> list[bytes]:
+        """Every complete frame now buffered (raises on the first bad one)."""
+        out = []
+        while (frame := self.next_frame()) is not None:
+            out.append(frame)
+        return out
+
+    def next_frame(self) -> bytes | None:
+        """The next complete frame, or None when more bytes are needed."""
+        frame = self._next_frame()
+        if frame is not None:
+            self._skipped = 0
+        return frame
+
+    def _next_frame(self) -> bytes | None:
+        raise NotImplementedError
+
+    def _skip(self, count: int) -> None:
+        """Drop `count` garbage bytes from the buffer's start; more than
+        `max_frame_bytes` of them in a row is a ProtocolError."""
+        if count <= 0:
+            return
+        garbage = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        self._skipped += count
+        if self._skipped > self.max_frame_bytes:
+            self._skipped = 0
+            raise ProtocolError(f"{self.name}: no frame in over {self.max_frame_bytes} bytes "
+                                "of garbage", garbage[:64])

@@ -1,0 +1,729 @@
+"""Wialon IPS (Gurtam) text protocol, versions 1.1 and 2.0: framing, decoding, replies.
+
+Spec followed: Gurtam "Wialon IPS communication protocol" v1.1 and v2.0 (the
+2.0 document adds the protocol version to the login and to UDP packets, a
+CRC16 field to L, SD, D and M packets and a checksum error code to their
+answers).  Where the documents are silent the decoder follows the frames of
+real devices collected in Traccar's test suite ("observed").
+
+Transports: TCP (a byte stream, `receive_data`) and UDP (one or more whole
+packets per datagram, `receive_datagram`), both on port 5039 as in Traccar.
+Over UDP each packet is prefixed with the device id, "imei#SD#..." (1.1) or
+"2.0;imei#SD#..." (2.0); the prefix names the device (`Position.unique_id`).
+
+Framing: text lines "#TYPE#message\\r\\n" (UTF-8; a line that is not valid
+UTF-8 is read as ISO-8859-1).  No length field, no escaping.  Bytes before
+the "#TYPE#" marker that are not a UDP id prefix are garbage and skipped, as
+are lines without a marker, up to `MAX_FRAME_BYTES` garbage bytes in a row;
+a line longer than `MAX_FRAME_BYTES` is refused.  Photo (#I#) and other
+binary transfers are not supported: their binary payload counts as garbage.
+
+Checksum (2.0): CRC-16/ARC (reflected polynomial 0xA001, initial value 0,
+check value 0xBB3D for "123456789") over the message from the byte after
+"#TYPE#" up to and including the ";" (or for #B#, the "|") before the CRC,
+sent as hex ("CE45"; an observed firmware writes "0x9b0").  A packet carries
+a CRC when it has one field more than its 1.1 form (SD 11, D 17 fields; a
+#B# whose last "|" element is a bare hex number; L with 4 fields; M in a 2.0
+session).  A CRC mismatch is answered with the spec's error code and the
+packet's data are dropped; the option `lenient=True` accepts such packets
+(Traccar checks no CRC; the test frames carry hand-made ones).
+
+Packets and the server's answers::
+
+    #L#imei;password                 (1.1)  -> #AL#1   (0 refused, 01 bad password)
+    #L#2.0;imei;password;crc         (2.0)  -> #AL#1   (10 bad CRC)
+    #SD#date;time;lat1;lat2;lon1;lon2;speed;course;height;sats[;crc] -> #ASD#1
+    #D#<SD fields>;hdop;inputs;outputs;adc;ibutton;params[;crc]      -> #AD#1
+    #B#<SD or D record>|<record>|...[|crc]       -> #AB#<records stored>  (#AB# bad CRC)
+    #P#                                          -> #AP#
+    #M#text[;crc]   (a message from the driver)  -> #AM#1  (01 bad CRC)
+
+Error answers follow the spec: -1 structure, 0 time, 10 coordinates, 11
+speed/course/height, 12 satellites/HDOP, 13 inputs/outputs, 14 ADC,
+(D) 16 / (SD) 13 checksum.  Unknown packet types get no answer and no data.
+
+Fields: date DDMMYY and time hhmmss[.fraction] are UTC ("NA": the receive
+time `now`); lat1/lon1 are ddmm.mmmm / dddmm.mmmm with hemisphere letters
+lat2/lon2; speed km/h (converted to knots), course degrees, height metres;
+"NA" (or empty) marks a missing value.  A record is `valid` when it has
+coordinates and at least 3 satellites, and `outdated` when it has neither
+time nor coordinates.  inputs/outputs are kept as text (`input`, `output`),
+ADC values as text `adc1`..., the iButton as `driverUniqueId`.  Params
+"name:type:value" (type 1 integer, 2 double, 3 string) become attributes
+under the lower-cased name, numbers as doubles (as Traccar), except: `temp`
+-> `deviceTemp` and `bat` -> `batteryLevel` (integers); `mccN`/`mncN`/
+`lacN`/`cell_idN` build the cell towers of `network` (a complete tower's
+mcc/mnc/lac leave the attributes, `cell_idN` stays, as in Traccar).
+
+Alarms: Wialon IPS has no alarm field.  A non-zero `SOS` param (kept as
+`sos`, a number) also sets `alarm` to "sos"; a param "alarm:3:<value>" is
+stored as `alarm` as it stands, which is how the device side sends other
+Traccar alarm values.
+
+Commands: "custom" sends the text as a message to the driver,
+"#M#text\\r\\n" (with ";crc" in a 2.0 session).  A driver's message from the
+device (#M#) decodes to a CommandResult.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from protocols.base import (
+    Command,
+    CommandResult,
+    DeviceReport,
+    Frame,
+    Login,
+    Message,
+    Position,
+    ProtocolError,
+    UnsupportedCommand,
+)
+
+NAME = "wialon"
+DEFAULT_LISTEN = ("tcp:5039", "udp:5039")
+MAX_FRAME_BYTES = 32768
+"""Largest packet line accepted, "\\r\\n" included: room for a black box of
+a hundred full D records."""
+
+EOL = b"\r\n"
+_KMH_PER_KNOT = 1.852
+
+
+@enum.unique
+class PacketType(enum.StrEnum):
+    """Packet types a device sends (the letters between the two "#")."""
+
+    LOGIN = "L"
+    SHORT_DATA = "SD"
+    DATA = "D"
+    BLACK_BOX = "B"
+    PING = "P"
+    MESSAGE = "M"
+
+
+SHORT_FIELDS = 10
+DATA_FIELDS = 16
+
+
+# --------------------------------------------------------------------------
+# CRC
+# --------------------------------------------------------------------------
+
+def _crc_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/ARC as Wialon IPS 2.0 uses it (check value 0xBB3D for b"123456789")."""
+    crc = 0
+    for byte in data:
+        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
+    return crc
+
+
+def crc_text(text: str) -> str:
+    """The CRC field a sender writes after `text` (4 upper-case hex digits)."""
+    return f"{crc16(text.encode('utf-8')):04X}"
+
+
+_CRC_FIELD = re.compile(r"(?:0[xX])?[0-9A-Fa-f]{1,4}")
+
+
+def crc_matches(covered: str, field: str) -> bool:
+    """True when `field` ("CE45", "0x9b0") is the CRC of `covered`."""
+    if not _CRC_FIELD.fullmatch(field):
+        return False
+    return int(field, 16) == crc16(covered.encode("utf-8"))
+
+
+# --------------------------------------------------------------------------
+# Framing
+# --------------------------------------------------------------------------
+
+_MARKER = re.compile(rb"#[A-Z]{1,3}#")
+_UDP_PREFIX = re.compile(rb"(?:\d{1,3}\.\d{1,3};)?[0-9A-Za-z_.-]{1,32}")
+
+
+class Framer:
+    """Splits a TCP byte stream into Wialon packets (one line each, "\\r\\n"
+    included).
+
+    The part of a line before its "#TYPE#" marker is kept when it is a UDP id
+    prefix and skipped as garbage otherwise; lines without a marker are
+    garbage.  More than `max_frame_bytes` garbage bytes in a row, or a line
+    longer than `max_frame_bytes`, raise ProtocolError (the offending bytes
+    are dropped first, so the next call resumes after them).
+    """
+
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self._buffer = bytearray()
+        self._skipped = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def remainder(self) -> bytes:
+        return bytes(self._buffer)
+
+    def frames(self) -> list[bytes]:
+        """Every complete packet now buffered (raises on the first bad one)."""
+        out = []
+        while (frame := self.next_frame()) is not None:
+            out.append(frame)
+        return out
+
+    def next_frame(self) -> bytes | None:
+        """The next complete packet, or None when more bytes are needed."""
+        buf = self._buffer
+        while True:
+            end = buf.find(b"\n")
+            if end < 0:
+                if len(buf) > self.max_frame_bytes:
+                    garbage = bytes(buf[:64])
+                    buf.clear()
+                    raise ProtocolError(f"wialon: no line end within {self.max_frame_bytes} bytes",
+                                        garbage)
+                return None
+            line = bytes(buf[:end + 1])
+            del buf[:end + 1]
+            frame = self._packet_in(line)
+            if frame is not None:
+                self._skipped = 0
+                return frame
+
+    def _packet_in(self, line: bytes) -> bytes | None:
+        if len(line) > self.max_frame_bytes:
+            raise ProtocolError(f"wialon: line of {len(line)} bytes exceeds {self.max_frame_bytes}",
+                                line[:64])
+        body = line.rstrip(b"\r\n")
+        if not body.strip():
+            return None
+        marker = _MARKER.search(body)
+        if marker is None:
+            self._skip(line)
+            return None
+        prefix = body[:marker.start()]
+        if prefix and not _UDP_PREFIX.fullmatch(prefix):
+            self._skip(prefix)
+            body = body[marker.start():]
+        return body + EOL
+
+    def _skip(self, garbage: bytes) -> None:
+        self._skipped += len(garbage)
+        if self._skipped > self.max_frame_bytes:
+            self._skipped = 0
+            raise ProtocolError(f"wialon: no packet in over {self.max_frame_bytes} bytes of garbage",
+                                garbage[:64])
+
+
+# --------------------------------------------------------------------------
+# Records (the SD and D field lists)
+# --------------------------------------------------------------------------
+
+class FieldError(Exception):
+    """A field of a data record cannot be read; `code` is the spec's answer code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_NUMBER = re.compile(r"[-+]?\d{1,12}(?:\.\d{1,20})?")
+_COORDINATE = re.compile(r"(\d{1,8})(\d\d(?:\.\d{1,20})?)")
+
+
+def _missing(value: str) -> bool:
+    return value in ("", "NA")
+
+
+def _number(value: str, code: str, what: str) -> float | None:
+    """A decimal field; None when missing ("NA" or empty)."""
+    if _missing(value):
+        return None
+    if not _NUMBER.fullmatch(value):
+        raise FieldError(code, f"bad {what} {value!r}")
+    return float(value)
+
+
+def _record_time(date: str, time: str) -> dt.datetime | None:
+    """DDMMYY + hhmmss[.fraction] (UTC); None when either is "NA"."""
+    if _missing(date) or _missing(time):
+        return None
+    match = re.fullmatch(r"(\d\d)(\d\d)(\d\d)", date)
+    clock = re.fullmatch(r"(\d\d)(\d\d)(\d\d)(?:\.(\d{1,9}))?", time)
+    if match is None or clock is None:
+        raise FieldError("0", f"bad date/time {date!r} {time!r}")
+    day, month, year = (int(g) for g in match.groups())
+    micro = int((clock.group(4) or "0").ljust(6, "0")[:6])
+    try:
+        return dt.datetime(2000 + year, month, day, int(clock.group(1)), int(clock.group(2)),
+                           int(clock.group(3)), micro, tzinfo=dt.UTC)
+    except ValueError:
+        raise FieldError("0", f"bad date/time {date!r} {time!r}") from None
+
+
+def _coordinate(value: str, hemisphere: str, negative: str, limit: float) -> float | None:
+    """ddmm.mmmm / dddmm.mmmm + hemisphere letter -> signed degrees; None if "NA"."""
+    if _missing(value) or _missing(hemisphere):
+        return None
+    match = _COORDINATE.fullmatch(value)
+    if match is None or hemisphere not in ("N", "S", "E", "W"):
+        raise FieldError("10", f"bad coordinate {value!r} {hemisphere!r}")
+    degrees = int(match.group(1)) + float(match.group(2)) / 60
+    if degrees > limit:
+        raise FieldError("10", f"coordinate {value!r} out of range")
+    return -degrees if hemisphere == negative else degrees
+
+
+def _short_fields(fields: list[str], now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ten SD fields -> (Position keyword arguments, attributes)."""
+    time = _record_time(fields[0], fields[1])
+    latitude = _coordinate(fields[2], fields[3], "S", 90)
+    longitude = _coordinate(fields[4], fields[5], "W", 180)
+    located = latitude is not None and longitude is not None
+    speed_kmh = _number(fields[6], "11", "speed") or 0.0
+    course = _number(fields[7], "11", "course") or 0.0
+    height = _number(fields[8], "11", "height") or 0.0
+    sats = _number(fields[9], "12", "satellites")
+    attrs: dict[str, Any] = {}
+    if sats is not None:
+        if sats != int(sats) or sats < 0:
+            raise FieldError("12", f"bad satellites {fields[9]!r}")
+        attrs["sat"] = int(sats)
+    kwargs = {
+        "fix_time": time or now, "device_time": time or now,
+        "valid": located and sats is not None and sats >= 3,
+        "latitude": latitude if located else 0.0, "longitude": longitude if located else 0.0,
+        "altitude_m": height, "speed_kn": speed_kmh / _KMH_PER_KNOT, "course_deg": course,
+        "outdated": time is None and not located,
+    }
+    return kwargs, attrs
+
+
+def _extended_fields(fields: list[str], attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """The six D-only fields into `attrs`; returns the network built from params."""
+    hdop = _number(fields[10], "12", "HDOP")
+    if hdop is not None:
+        attrs["hdop"] = hdop
+    for key, value in (("input", fields[11]), ("output", fields[12])):
+        if not _missing(value):
+            attrs[key] = value
+    if not _missing(fields[13]):
+        for index, value in enumerate(fields[13].split(","), start=1):
+            if not _missing(value):
+                attrs[f"adc{index}"] = value
+    if not _missing(fields[14]):
+        attrs["driverUniqueId"] = fields[14]
+    return _params(fields[15], attrs)
+
+
+_CELL_KEY = re.compile(r"(mcc|mnc|lac|cell_id)(\d{1,2})")
+_TOWER_KEYS = {"mcc": "mobileCountryCode", "mnc": "mobileNetworkCode", "lac": "locationAreaCode",
+               "cell_id": "cellId"}
+
+
+def _param_value(kind: str, value: str) -> Any:
+    """A param value by its type: 1 integer and 2 double become doubles (as
+    Traccar), 3 and unknown types stay text; None when a number is malformed."""
+    if kind in ("1", "2"):
+        return float(value) if _NUMBER.fullmatch(value) else None
+    return value
+
+
+def _params(text: str, attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """Params "name:type:value,..." into `attrs`; returns the cell network or None.
+
+    Malformed entries (no two ":", a number that is not one) are skipped."""
+    cells: dict[int, dict[str, int]] = {}
+    cell_attrs: dict[int, list[str]] = {}
+    if _missing(text):
+        return None
+    for item in text.split(","):
+        parts = item.split(":", 2)
+        if len(parts) != 3 or not parts[0]:
+            continue
+        name, kind, raw = parts[0].lower(), parts[1], parts[2]
+        value = _param_value(kind, raw)
+        if value is None:
+            continue
+        if name in ("temp", "bat") and _NUMBER.fullmatch(raw):
+            number = float(raw)
+            attrs["deviceTemp" if name == "temp" else "batteryLevel"] = \
+                int(number) if number.is_integer() else number
+            continue
+        attrs[name] = value
+        cell = _CELL_KEY.fullmatch(name)
+        if cell and re.fullmatch(r"\d{1,9}(?:\.0+)?", raw):
+            index = int(cell.group(2))
+            cells.setdefault(index, {})[_TOWER_KEYS[cell.group(1)]] = int(float(raw))
+            if cell.group(1) != "cell_id":
+                cell_attrs.setdefault(index, []).append(name)
+    sos = str(attrs.get("sos", "0"))
+    if _NUMBER.fullmatch(sos) and float(sos) != 0:
+        attrs["alarm"] = "sos"
+    return _network(cells, cell_attrs, attrs)
+
+
+def _network(cells: dict[int, dict[str, int]], cell_attrs: dict[int, list[str]],
+             attrs: dict[str, Any]) -> dict[str, Any] | None:
+    towers = []
+    for index in sorted(cells):
+        if len(cells[index]) == len(_TOWER_KEYS):
+            towers.append(cells[index])
+            for name in cell_attrs.get(index, ()):
+                attrs.pop(name, None)
+    return {"cellTowers": towers} if towers else None
+
+
+def decode_record(fields: list[str], now: dt.datetime, *, archive: bool = False,
+                  unique_id: str | None = None) -> Position:
+    """One SD (10 fields) or D (16 fields) record -> Position; FieldError when a
+    field cannot be read (its code is the answer the spec asks for)."""
+    if len(fields) not in (SHORT_FIELDS, DATA_FIELDS):
+        raise FieldError("-1", f"{len(fields)} fields")
+    kwargs, attrs = _short_fields(fields, now)
+    network = _extended_fields(fields, attrs) if len(fields) == DATA_FIELDS else None
+    if archive:
+        attrs["archive"] = True
+    return Position(**kwargs, attributes=attrs, network=network, unique_id=unique_id)
+
+
+# --------------------------------------------------------------------------
+# Packets
+# --------------------------------------------------------------------------
+
+_PACKET = re.compile(r"(?P<prefix>[^#]*)#(?P<type>[A-Z]{1,3})#(?P<body>.*)", re.DOTALL)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Packet:
+    """One packet taken apart: type, message text, and the UDP id prefix."""
+
+    type: str
+    body: str
+    unique_id: str | None = None
+    version: str | None = None
+
+
+def parse_packet(frame: bytes) -> Packet:
+    """Split "[prefix]#TYPE#body\\r\\n"; ProtocolError when it is no packet."""
+    raw = bytes(frame).rstrip(b"\r\n")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    match = _PACKET.fullmatch(text)
+    if match is None:
+        raise ProtocolError("wialon: not a Wialon IPS packet", raw[:64])
+    prefix = match["prefix"]
+    if not prefix:
+        return Packet(match["type"], match["body"])
+    if not _UDP_PREFIX.fullmatch(prefix.encode("utf-8")):
+        raise ProtocolError("wialon: bad UDP id prefix", raw[:64])
+    version, _, unique_id = prefix.rpartition(";")
+    return Packet(match["type"], match["body"], unique_id, version or None)
+
+
+def _answer(packet_type: str, code: str) -> bytes:
+    return f"#A{packet_type}#{code}".encode() + EOL
+
+
+def split_crc(body: str, expected_fields: int) -> tuple[str, str, str | None]:
+    """(fields text, covered text, crc field or None) of an SD/D message: the
+    CRC is present when the message has one field more than the 1.1 form."""
+    if body.count(";") == expected_fields:
+        head, _, crc = body.rpartition(";")
+        return head, head + ";", crc
+    return body, body, None
+
+
+class WialonSession:
+    """One connection's decoder: framer, logged-in id and protocol version.
+
+    After `receive_data` raised ProtocolError the offending bytes are gone;
+    call `receive_data(b"", now)` to continue with the bytes after them.
+    """
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        options = dict(options or {})
+        self.lenient = bool(options.get("lenient", False))
+        self.password: str | None = options.get("password")
+        self.unique_id: str | None = None
+        self.version = "1.1"
+        self._framer = Framer()
+        self._pending: ProtocolError | None = None
+
+    # -- transport ---------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
+        """TCP: buffer `data`, return the frames it completed, in order."""
+        self._framer.feed(data)
+        if self._pending is not None:
+            error, self._pending = self._pending, None
+            raise error
+        frames: list[Frame] = []
+        while True:
+            try:
+                raw = self._framer.next_frame()
+                if raw is None:
+                    return frames
+                frames.append(self.decode_frame(raw, now))
+            except ProtocolError as error:
+                if not frames:
+                    raise
+                self._pending = error
+                return frames
+
+    def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
+        """UDP: one datagram of whole packets; the last may lack its "\\r\\n"."""
+        framer = Framer()
+        framer.feed(data)
+        raws = framer.frames()
+        if framer.remainder().strip():
+            framer.feed(EOL)
+            raws += framer.frames()
+        return [self.decode_frame(raw, now) for raw in raws]
+
+    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+        """Decode one packet (its "\\r\\n" may be present or absent)."""
+        if len(frame) > MAX_FRAME_BYTES:
+            raise ProtocolError(f"wialon: packet of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
+                                bytes(frame[:64]))
+        packet = parse_packet(frame)
+        if packet.version is not None:
+            self.version = packet.version
+        handler = self._HANDLERS.get(packet.type)
+        if handler is None:
+            return Frame(messages=(), raw=bytes(frame))
+        messages, reply = handler(self, packet, now)
+        return Frame(messages=tuple(messages), reply=reply, raw=bytes(frame))
+
+    # -- packet handlers: (messages, reply) --------------------------------
+
+    def _crc_ok(self, covered: str, crc: str | None) -> bool:
+        return crc is None or self.lenient or crc_matches(covered, crc)
+
+    def _login(self, packet: Packet, now: dt.datetime) -> tuple[list[Message], bytes]:
+        fields = packet.body.split(";")
+        if len(fields) == 4:
+            version, imei, password, crc = fields
+            if not self._crc_ok(";".join(fields[:3]) + ";", crc):
+                return [], _answer("L", "10")
+        elif len(fields) == 2:
+            version, (imei, password) = "1.1", fields
+        else:
+            return [], _answer("L", "0")
+        if not imei:
+            return [], _answer("L", "0")
+        if self.password is not None and password != self.password:
+            return [], _answer("L", "01")
+        self.unique_id, self.version = imei, version
+        return [Login(imei)], _answer("L", "1")
+
+    def _data(self, packet: Packet, now: dt.datetime) -> tuple[list[Message], bytes]:
+        short = packet.type == PacketType.SHORT_DATA
+        expected = SHORT_FIELDS if short else DATA_FIELDS
+        text, covered, crc = split_crc(packet.body, expected)
+        fields = text.split(";")
+        if len(fields) != expected:
+            return [], _answer(packet.type, "-1")
+        if not self._crc_ok(covered, crc):
+            return [], _answer(packet.type, "13" if short else "16")
+        try:
+            position = decode_record(fields, now, unique_id=packet.unique_id)
+        except FieldError as error:
+            return [], _answer(packet.type, error.code)
+        return [position], _answer(packet.type, "1")
+
+    def _black_box(self, packet: Packet, now: dt.datetime) -> tuple[list[Message], bytes]:
+        items = packet.body.split("|")
+        if len(items) > 1 and ";" not in items[-1] and _CRC_FIELD.fullmatch(items[-1]):
+            covered = packet.body[:len(packet.body) - len(items[-1])]
+            if not self._crc_ok(covered, items[-1]):
+                return [], b"#AB#" + EOL
+            items = items[:-1]
+        positions: list[Message] = []
+        for item in items:
+            if not item:
+                continue
+            try:
+                positions.append(decode_record(item.split(";"), now, archive=True,
+                                               unique_id=packet.unique_id))
+            except FieldError:
+                continue
+        return positions, _answer("B", str(len(positions)))
+
+    def _ping(self, packet: Packet, now: dt.datetime) -> tuple[list[Message], bytes]:
+        return [], b"#AP#" + EOL
+
+    def _message(self, packet: Packet, now: dt.datetime) -> tuple[list[Message], bytes]:
+        text = packet.body
+        if self.version != "1.1" and ";" in text:
+            text, _, crc = text.rpartition(";")
+            if not self._crc_ok(text + ";", crc):
+                return [], _answer("M", "01")
+        return [CommandResult(text, unique_id=packet.unique_id)], _answer("M", "1")
+
+    _HANDLERS = {
+        PacketType.LOGIN: _login,
+        PacketType.SHORT_DATA: _data,
+        PacketType.DATA: _data,
+        PacketType.BLACK_BOX: _black_box,
+        PacketType.PING: _ping,
+        PacketType.MESSAGE: _message,
+    }
+
+    # -- commands ----------------------------------------------------------
+
+    def encode_command(self, command: Command, now: dt.datetime) -> bytes:
+        """"custom" only: the text as a message to the driver (#M#)."""
+        if command.type != "custom":
+            raise UnsupportedCommand(f"wialon: unsupported command type {command.type!r}")
+        data = str(command.attributes.get("data", ""))
+        if not data or any(c in data for c in "\r\n"):
+            raise UnsupportedCommand("wialon: custom command needs one line of text in attributes.data")
+        return message_packet(data, with_crc=self.version != "1.1")
+
+
+def message_packet(text: str, *, with_crc: bool) -> bytes:
+    """"#M#text\\r\\n", or "#M#text;CRC\\r\\n" for 2.0 (UTF-8)."""
+    body = f"{text};{crc_text(text + ';')}" if with_crc else text
+    return f"#M#{body}".encode() + EOL
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WialonCodec:
+    """The Wialon IPS codec as the registry sees it."""
+
+    name: str = NAME
+    default_listen: tuple[str, ...] = DEFAULT_LISTEN
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    command_types: frozenset[str] = frozenset({"custom"})
+
+    def new_session(self, options: Mapping[str, Any] | None = None) -> WialonSession:
+        return WialonSession(options)
+
+
+CODEC = WialonCodec()
+
+
+# --------------------------------------------------------------------------
+# Device side (simulator and tests; the server never calls these)
+# --------------------------------------------------------------------------
+
+def _encode_coordinate(value: float, degree_digits: int) -> str:
+    """Signed degrees -> "ddmm.mmmmmm" (6 decimals of minutes)."""
+    total = round(abs(value) * 60 * 1_000_000)
+    degrees, minutes = divmod(total, 60 * 1_000_000)
+    return f"{degrees:0{degree_digits}d}{minutes // 1_000_000:02d}.{minutes % 1_000_000:06d}"
+
+
+def _with_crc(body: str) -> str:
+    return body + crc_text(body)
+
+
+def device_login(imei: str, password: str = "NA") -> bytes:
+    """DEVICE side: a 2.0 login with its CRC."""
+    return f"#L#{_with_crc(f'2.0;{imei};{password};')}".encode() + EOL
+
+
+def device_params(alarm: str | None) -> str:
+    """The params field carrying a Traccar alarm value ("NA" without one)."""
+    if alarm is None:
+        return "NA"
+    if alarm == "sos":
+        return "SOS:1:1"
+    if not re.fullmatch(r"[A-Za-z0-9]{1,32}", alarm):
+        raise ValueError(f"unsupported Wialon alarm {alarm!r}")
+    return f"alarm:3:{alarm}"
+
+
+def device_data(report: DeviceReport) -> bytes:
+    """DEVICE side: a 2.0 #D# packet with its CRC (8 satellites when valid, 0
+    otherwise; speed in km/h with three decimals)."""
+    when = report.fix_time.astimezone(dt.UTC)
+    fields = [
+        when.strftime("%d%m%y"), when.strftime("%H%M%S"),
+        _encode_coordinate(report.latitude, 2), "N" if report.latitude >= 0 else "S",
+        _encode_coordinate(report.longitude, 3), "E" if report.longitude >= 0 else "W",
+        f"{report.speed_kn * _KMH_PER_KNOT:.3f}", f"{report.course_deg % 360:.2f}", "NA",
+        "8" if report.valid else "0", "NA", "NA", "NA", "NA", "NA", device_params(report.alarm),
+    ]
+    return f"#D#{_with_crc(';'.join(fields) + ';')}".encode() + EOL
+
+
+def device_ping() -> bytes:
+    """DEVICE side: ping (heartbeat)."""
+    return b"#P#" + EOL
+
+
+_SUCCESS = re.compile(rb"#A(?:L|SD|D|P|M)#1?|#AB#\d+")
+
+
+class DeviceAckReader:
+    """DEVICE side, as `protocols.base.AckReader`: one None per successful
+    answer line (#AL#1, #ASD#1, #AD#1, #AB#n, #AP#, #AM#1); error answers and
+    other lines (a #M# from the server) yield nothing."""
+
+    def __init__(self) -> None:
+        self._framer = Framer()
+
+    def receive_data(self, data: bytes) -> list[int | None]:
+        self._framer.feed(data)
+        return [None for line in self._framer.frames()
+                if _SUCCESS.fullmatch(line.rstrip(b"\r\n"))]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WialonDevice:
+    """DEVICE side of Wialon IPS 2.0 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
+
+    transport: str = "tcp"
+    acks_login: bool = True
+    acks_reports: bool = True
+
+    def login(self, unique_id: str, serial: int) -> bytes:
+        return device_login(unique_id)
+
+    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
+        return device_data(report)
+
+    def heartbeat(self, unique_id: str, serial: int) -> bytes:
+        return device_ping()
+
+    def ack_reader(self) -> DeviceAckReader:
+        return DeviceAckReader()
+
+
+DEVICE = WialonDevice()
+
+
+__all__ = [
+    "CODEC", "DATA_FIELDS", "DEFAULT_LISTEN", "DEVICE", "EOL", "MAX_FRAME_BYTES", "NAME",
+    "SHORT_FIELDS",
+    "DeviceAckReader", "FieldError", "Framer", "Packet", "PacketType", "WialonCodec",
+    "WialonDevice", "WialonSession", "crc16", "crc_matches", "crc_text", "decode_record",
+    "device_data", "device_login", "device_params", "device_ping", "message_packet",
+    "parse_packet", "split_crc",
+]
