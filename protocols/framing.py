@@ -1,4 +1,5 @@
-"""What every stream framer shares: a buffer, its size cap, garbage accounting.
+"""What every stream framer shares: a buffer, its size cap, garbage accounting;
+and `StreamDecoder`, the TCP half of every session.
 
 A protocol's framer subclasses `StreamFramer` and implements `_next_frame()`,
 which returns the next whole frame from `self._buffer` (removing it), None when
@@ -11,7 +12,10 @@ ProtocolError (the peer does not speak this protocol).
 
 from __future__ import annotations
 
-from protocols.base import ProtocolError
+import datetime as dt
+from collections.abc import Callable
+
+from protocols.base import Frame, ProtocolError
 
 
 class StreamFramer:
@@ -66,3 +70,35 @@ class StreamFramer:
             self._skipped = 0
             raise ProtocolError(f"{self.name}: no frame in over {self.max_frame_bytes} bytes "
                                 "of garbage", garbage[:64])
+
+
+class StreamDecoder:
+    """The stream (TCP) half of every session: bytes in, decoded Frames out.
+
+    `decode(raw, now)` decodes one frame.  When a bad frame follows good ones in
+    the same call, the good ones are returned and the error is raised by the
+    next call, so that data already received is never lost to a later error.
+    """
+
+    def __init__(self, framer: StreamFramer, decode: Callable[[bytes, dt.datetime], Frame]) -> None:
+        self.framer = framer
+        self._decode = decode
+        self._pending: ProtocolError | None = None
+
+    def receive(self, data: bytes, now: dt.datetime) -> list[Frame]:
+        self.framer.feed(data)
+        if self._pending is not None:
+            error, self._pending = self._pending, None
+            raise error
+        frames: list[Frame] = []
+        while True:
+            try:
+                raw = self.framer.next_frame()
+                if raw is None:
+                    return frames
+                frames.append(self._decode(raw, now))
+            except ProtocolError as error:
+                if not frames:
+                    raise
+                self._pending = error
+                return frames

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -180,22 +181,30 @@ def _user(args, store) -> int:
 
 
 def _replay(args) -> int:
+    """Decode a capture; bad frames are reported on stderr and skipped."""
     import protocols
 
     data = Path(args.file).read_bytes()
     frames, stream = _capture_frames(data)
+    bad = []
+
+    def report(index: int, error: protocols.ProtocolError) -> None:
+        bad.append(index)
+        print(f"tracker: frame {index + 1}: {error}", file=sys.stderr)
+
     try:
-        results = protocols.replay(args.protocol, frames, stream=stream)
+        results = protocols.replay(args.protocol, frames, stream=stream, errors=report)
     except ValueError as error:
         print(f"tracker: {error}", file=sys.stderr)
         return 2
-    except protocols.ProtocolError as error:
-        print(f"tracker: {args.protocol} cannot decode the capture: {error}", file=sys.stderr)
-        return 1
-    for records in results:
-        for record in records:
-            print(json.dumps(record, default=str))
-    return 0
+    try:
+        for records in results:
+            for record in records:
+                print(json.dumps(record, default=str))
+        sys.stdout.flush()
+    except BrokenPipeError:   # piped into `head`: stop quietly (Python's documented recipe)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1 if bad else 0
 
 
 def _capture_frames(data: bytes) -> tuple[list[bytes], bool]:

@@ -90,3 +90,23 @@ def test_replay_of_an_unknown_protocol_fails_clearly(capsys, tmp_path):
     capture.write_text("00\n")
     code, _, err = run(capsys, "replay", "--protocol", "nosuch", str(capture))
     assert code == 2 and "unknown protocol" in err
+
+
+def test_replay_skips_bad_frames_and_says_so(capsys, tmp_path):
+    from protocols import gt06
+    capture = tmp_path / "capture.hex"
+    login = gt06.device_login("359710049095095", 1)
+    damaged = login[:-4] + bytes([login[-4] ^ 0xFF]) + login[-3:]
+    capture.write_text(damaged.hex() + "\n" + login.hex() + "\n")
+    code, out, err = run(capsys, "replay", "--protocol", "gt06", str(capture))
+    assert code == 1 and "frame 1:" in err and out == ""
+
+
+def test_replay_of_a_text_capture_reads_the_stream(capsys, tmp_path):
+    capture = tmp_path / "capture.txt"
+    capture.write_text("imei:864035052942928,,241214083746,100%,F,123746.000,A,1012.63368,N,"
+                       "06757.59559,W,0.00,340.61;\n")
+    code, out, _ = run(capsys, "replay", "--protocol", "gps103", str(capture))
+    import json
+    (record,) = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and record["longitude"] == pytest.approx(-67.9599265)
