@@ -78,6 +78,8 @@ class StreamDecoder:
     `decode(raw, now)` decodes one frame.  When a bad frame follows good ones in
     the same call, the good ones are returned and the error is raised by the
     next call, so that data already received is never lost to a later error.
+    Frames that carry nothing (no message, no reply: e.g. keep-alive bytes found
+    in garbage) are not worth that delay: the error is raised at once.
     """
 
     def __init__(self, framer: StreamFramer, decode: Callable[[bytes, dt.datetime], Frame]) -> None:
@@ -98,7 +100,7 @@ class StreamDecoder:
                     return frames
                 frames.append(self._decode(raw, now))
             except ProtocolError as error:
-                if not frames:
+                if not any(frame.messages or frame.reply for frame in frames):
                     raise
                 self._pending = error
                 return frames

@@ -71,6 +71,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from protocols.base import (
+    CodecSpec,
     Command,
     DeviceReport,
     Frame,
@@ -80,6 +81,7 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.framing import StreamDecoder, StreamFramer
 
 NAME = "gps103"
 DEFAULT_LISTEN = ("tcp:5001", "udp:5001")
@@ -109,6 +111,7 @@ class FrameKind(enum.IntEnum):
 
 _START = re.compile(rb"imei:|##,")
 _HEARTBEAT = re.compile(rb"\d{6,20}")
+_BLANK = b"\r\n\t "
 
 
 def _delimiter_index(buffer: bytes | bytearray) -> int:
@@ -117,41 +120,23 @@ def _delimiter_index(buffer: bytes | bytearray) -> int:
     return min(hits) if hits else -1
 
 
-class Framer:
+class Framer(StreamFramer):
     """Splits a TCP byte stream into GPS103 frames (delimiter included).
 
     A chunk between delimiters that holds no frame start is garbage and is
-    skipped; more than `max_frame_bytes` garbage bytes in a row, or a frame
-    longer than `max_frame_bytes`, raise ProtocolError (the offending bytes are
-    dropped first, so the next call resumes after them).
+    skipped, as are bytes before a frame start within a chunk (blank chunks
+    and whitespace around a frame are not counted); more than
+    `max_frame_bytes` garbage bytes in a row, or a frame longer than
+    `max_frame_bytes`, raise ProtocolError (the offending bytes are dropped
+    first, so the next call resumes after them).
     """
 
+    name = NAME
+
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0
+        super().__init__(max_frame_bytes)
 
-    @property
-    def buffered(self) -> int:
-        """Bytes held waiting for a delimiter."""
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def remainder(self) -> bytes:
-        """The buffered bytes not yet returned as frames."""
-        return bytes(self._buffer)
-
-    def frames(self) -> list[bytes]:
-        """Every complete frame now buffered (raises on the first bad one)."""
-        out = []
-        while (frame := self.next_frame()) is not None:
-            out.append(frame)
-        return out
-
-    def next_frame(self) -> bytes | None:
-        """The next complete frame, or None when more bytes are needed."""
+    def _next_frame(self) -> bytes | None:
         buf = self._buffer
         while True:
             end = _delimiter_index(buf)
@@ -162,38 +147,33 @@ class Framer:
                     raise ProtocolError(f"gps103: no delimiter within {self.max_frame_bytes} bytes",
                                         garbage)
                 return None
-            chunk = bytes(buf[:end + 1])
-            del buf[:end + 1]
-            frame = self._frame_in(chunk)
+            frame = self._frame_in(end + 1)
             if frame is not None:
-                self._skipped = 0
                 return frame
 
-    def _frame_in(self, chunk: bytes) -> bytes | None:
-        """The frame in one delimited chunk (garbage before it skipped), or None."""
-        if len(chunk) > self.max_frame_bytes:
-            raise ProtocolError(f"gps103: frame of {len(chunk)} bytes exceeds {self.max_frame_bytes}",
+    def _frame_in(self, size: int) -> bytes | None:
+        """Take the delimited chunk of `size` bytes off the buffer: its frame
+        (garbage before it skipped), or None."""
+        buf = self._buffer
+        chunk = bytes(buf[:size])
+        if size > self.max_frame_bytes:
+            del buf[:size]
+            raise ProtocolError(f"gps103: frame of {size} bytes exceeds {self.max_frame_bytes}",
                                 chunk[:64])
-        body = chunk[:-1].strip(b"\r\n\t ")
+        body = chunk[:-1].strip(_BLANK)
         if not body:
+            del buf[:size]
             return None
         start = _START.search(body)
-        if start is not None:
-            self._skip(body[:start.start()])
-            return body[start.start():] + chunk[-1:]
-        if _HEARTBEAT.fullmatch(body):
-            return body + chunk[-1:]
-        self._skip(chunk)
-        return None
-
-    def _skip(self, garbage: bytes) -> None:
-        if not garbage:
-            return
-        self._skipped += len(garbage)
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"gps103: no frame in over {self.max_frame_bytes} bytes of garbage",
-                                garbage[:64])
+        if start is None and not _HEARTBEAT.fullmatch(body):
+            self._skip(size)
+            return None
+        lead = size - 1 - len(chunk[:-1].lstrip(_BLANK))   # blanks before the body
+        garbage = start.start() if start is not None else 0
+        del buf[:lead]
+        self._skip(garbage)
+        del buf[:size - lead - garbage]
+        return body[garbage:] + chunk[-1:]
 
 
 # --------------------------------------------------------------------------
@@ -506,27 +486,12 @@ class Gps103Session:
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
         self.unique_id: str | None = None
-        self._framer = Framer()
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(), self.decode_frame)
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self.decode_frame(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        """TCP: buffer `data`, return the frames it completed, in order; a
+        bad frame after good ones is reported by the next call."""
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames; the last may lack its delimiter."""
@@ -534,7 +499,7 @@ class Gps103Session:
         framer.feed(data)
         raws = framer.frames()
         tail = framer.remainder()
-        if tail.strip(b"\r\n\t "):
+        if tail.strip(_BLANK):
             framer.feed(b";")
             raws += framer.frames()
         return [self.decode_frame(raw, now) for raw in raws]
@@ -609,20 +574,10 @@ def command_frame(imei: str, code: str) -> bytes:
     return f"**,imei:{imei},{code}".encode("ascii")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Gps103Codec:
-    """The GPS103 codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset({*COMMAND_CODES, "positionPeriodic", "custom"})
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> Gps103Session:
-        return Gps103Session(options)
-
-
-CODEC = Gps103Codec()
+CODEC = CodecSpec(
+    name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+    command_types=frozenset({*COMMAND_CODES, "positionPeriodic", "custom"}),
+    session_factory=Gps103Session)
 
 
 # --------------------------------------------------------------------------
@@ -724,7 +679,7 @@ DEVICE = Gps103Device()
 __all__ = [
     "ALARM_WORDS", "CODEC", "COMMAND_CODES", "DEFAULT_LISTEN", "DEVICE", "DEVICE_WORDS",
     "HEARTBEAT_REPLY", "LOGIN_REPLY", "MAX_FRAME_BYTES", "NAME",
-    "DeviceAckReader", "FrameKind", "Framer", "Gps103Codec", "Gps103Device", "Gps103Session",
+    "DeviceAckReader", "FrameKind", "Framer", "Gps103Device", "Gps103Session",
     "command_code", "command_frame", "decode_report", "device_heartbeat", "device_login",
     "device_report", "resolve_fix_time", "frame_kind", "frame_text", "interval_text",
 ]

@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from protocols.base import (
+    CodecSpec,
     Command,
     CommandResult,
     DeviceReport,
@@ -65,6 +66,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.binary import Reader
+from protocols.framing import StreamDecoder, StreamFramer
 
 NAME = "gt06"
 DEFAULT_LISTEN = ("tcp:5023", "udp:5023")
@@ -194,7 +197,7 @@ def _find_start(buf: bytearray, begin: int = 0) -> int:
     return min(hits) if hits else -1
 
 
-class Framer:
+class Framer(StreamFramer):
     """Splits a TCP byte stream into whole GT06 frames.
 
     Bytes before a start marker are skipped (resynchronisation), up to
@@ -208,38 +211,11 @@ class Framer:
     legacy count-in-length reports) extends to the next 0x0D 0x0A instead.
     """
 
+    name = NAME
+
     def __init__(self, *, lenient: bool = False, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        super().__init__(max_frame_bytes)
         self.lenient = lenient
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0   # garbage bytes skipped since the last good frame
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held waiting for the rest of a frame."""
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        """Append received bytes."""
-        self._buffer += data
-
-    def remainder(self) -> bytes:
-        """The buffered bytes not yet returned as frames."""
-        return bytes(self._buffer)
-
-    def frames(self) -> list[bytes]:
-        """Every complete frame now buffered (raises on the first bad one)."""
-        out = []
-        while (frame := self.next_frame()) is not None:
-            out.append(frame)
-        return out
-
-    def next_frame(self) -> bytes | None:
-        """The next complete frame, or None when more bytes are needed."""
-        frame = self._next_frame()
-        if frame is not None:
-            self._skipped = 0
-        return frame
 
     def _next_frame(self) -> bytes | None:
         buf = self._buffer
@@ -274,18 +250,6 @@ class Framer:
             raise
         del buf[:total]
         return frame
-
-    def _skip(self, count: int) -> None:
-        """Drop `count` garbage bytes; too many in a row is a ProtocolError."""
-        if count <= 0:
-            return
-        garbage = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        self._skipped += count
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"gt06: no frame start in over {self.max_frame_bytes} bytes "
-                                "of garbage", garbage)
 
     def _false_start(self, total: int) -> bool:
         """True when the frame at the buffer's start is still incomplete but a
@@ -431,48 +395,6 @@ def command_frame(text: str, serial: int, server_flag: int = 0) -> bytes:
 # --------------------------------------------------------------------------
 # Reading helpers
 # --------------------------------------------------------------------------
-
-class Reader:
-    """Big-endian cursor over a frame's content; running short raises
-    ProtocolError (the device sent less than its packet type needs)."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ProtocolError(f"gt06: content too short ({len(self.data)} bytes)", self.data)
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
-
-    def uint(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "big")
-
-    def u8(self) -> int:
-        return self.uint(1)
-
-    def u16(self) -> int:
-        return self.uint(2)
-
-    def s16(self) -> int:
-        return int.from_bytes(self.take(2), "big", signed=True)
-
-    def u32(self) -> int:
-        return self.uint(4)
-
-    def skip(self, n: int) -> None:
-        self.take(n)
-
-    def rest(self) -> bytes:
-        return self.take(self.remaining())
-
 
 def _datetime(r: Reader) -> dt.datetime:
     """YY MM DD hh mm ss (binary, UTC) -> aware datetime."""
@@ -1552,7 +1474,7 @@ def _tlv(ctx: Context, r: Reader) -> list[Message]:
     tags = 0
     while r.remaining() >= 4:
         item, size = r.u16(), r.u16()
-        value = Reader(r.take(min(size, r.remaining())))
+        value = Reader(r.take(min(size, r.remaining())), NAME)
         if item == 0x0033 and size >= 18:
             fix = _tlv_location(value, attrs)
         elif item == 0x007F and size >= 14:
@@ -1637,27 +1559,11 @@ class Gt06Session:
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
         self.unique_id: str | None = None
-        self._framer = Framer(lenient=self.options.lenient)
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(lenient=self.options.lenient), self.decode_frame)
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """TCP: buffer `data`, return the frames it completed, in order."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self.decode_frame(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames; a partial frame is an error."""
@@ -1678,7 +1584,7 @@ class Gt06Session:
         decoder = _DECODERS.get(env.type)
         messages: list[Message] = []
         if decoder is not None:
-            messages = decoder(Context(env, self.options, now, self), Reader(env.content))
+            messages = decoder(Context(env, self.options, now, self), Reader(env.content, NAME))
         return Frame(messages=tuple(messages), reply=_reply(env, now), raw=bytes(frame))
 
     def encode_command(self, command: Command, now: dt.datetime) -> bytes:
@@ -1713,20 +1619,9 @@ COMMAND_TEXTS = {   # Concox GT06N / JM01 command set
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Gt06Codec:
-    """The GT06 codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset({*COMMAND_TEXTS, "positionPeriodic", "custom"})
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> Gt06Session:
-        return Gt06Session(options)
-
-
-CODEC = Gt06Codec()
+CODEC = CodecSpec(name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+                  command_types=frozenset({*COMMAND_TEXTS, "positionPeriodic", "custom"}),
+                  session_factory=Gt06Session)
 
 
 # --------------------------------------------------------------------------
@@ -1878,7 +1773,7 @@ def parse_ack(frame: bytes) -> tuple[int, int]:
 __all__ = [
     "ACKED_TYPES", "CODEC", "COMMAND_TEXTS", "DEVICE", "DEFAULT_LISTEN", "MAX_FRAME_BYTES", "NAME",
     "UNACKED_TYPES",
-    "AckReader", "Envelope", "Framer", "Gt06Codec", "Gt06Session", "MsgType", "Options",
+    "AckReader", "Envelope", "Framer", "Gt06Session", "MsgType", "Options",
     "ack_frame", "command_frame", "crc_itu", "device_alarm", "device_command_response",
     "device_heartbeat",
     "device_location", "device_login", "parse_ack", "parse_envelope", "split_frames", "time_reply",

@@ -59,6 +59,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from protocols.base import (
+    CodecSpec,
     Command,
     CommandResult,
     DeviceReport,
@@ -68,6 +69,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.binary import Reader
+from protocols.framing import StreamDecoder, StreamFramer
 
 NAME = "h02"
 DEFAULT_LISTEN = ("tcp:5013", "udp:5013")
@@ -184,51 +187,34 @@ def _start_at(buf: bytes | bytearray, at: int) -> bool | None:
     return False
 
 
-class Framer:
+class Framer(StreamFramer):
     """Splits an H02 byte stream into whole frames (see the module docstring).
 
     Bytes before a frame start are skipped (resynchronisation), up to
     `max_frame_bytes` in a row; more raises `ProtocolError`.  A "*" or "$" that
     does not begin a well-formed header is garbage too.  A text frame without
     "#" within `max_frame_bytes` raises `ProtocolError` (its start is dropped
-    first, so the next call resumes after it).
+    first, so the next call resumes after it).  With `datagram` the buffer is
+    a whole datagram: its end ends the last binary frame, and a frame it cuts
+    short is an error.
     """
 
-    def __init__(self, *, message_length: int = 0, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+    name = NAME
+
+    def __init__(self, *, message_length: int = 0, datagram: bool = False,
+                 max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        super().__init__(max_frame_bytes)
         self.message_length = message_length
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0
+        self.datagram = datagram
 
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def frames(self, *, final: bool = False) -> list[bytes]:
-        """Every complete frame now buffered; `final` means no more bytes
-        follow (a datagram's end ends its last binary frame)."""
-        out = []
-        while (frame := self.next_frame(final=final)) is not None:
-            out.append(frame)
-        return out
-
-    def next_frame(self, *, final: bool = False) -> bytes | None:
-        frame = self._next_frame(final)
-        if frame is not None:
-            self._skipped = 0
-        return frame
-
-    def _next_frame(self, final: bool) -> bytes | None:
+    def _next_frame(self) -> bytes | None:
         buf = self._buffer
         while buf:
             start = self._find_start()
             if start < 0:
                 return None
             verdict = _start_at(buf, 0)
-            if verdict is None and not final:
+            if verdict is None and not self.datagram:
                 return None
             if verdict:
                 break
@@ -236,8 +222,8 @@ class Framer:
         else:
             return None
         if buf[0] == TEXT_START:
-            return self._text_frame(final)
-        return self._binary_frame(final)
+            return self._text_frame()
+        return self._binary_frame()
 
     def _find_start(self) -> int:
         """Skip to the first "*" or "$"; -1 (buffer emptied) when there is none."""
@@ -249,40 +235,29 @@ class Framer:
         self._skip(min(hits))
         return 0
 
-    def _skip(self, count: int) -> None:
-        if count <= 0:
-            return
-        garbage = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        self._skipped += count
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"h02: no frame start in over {self.max_frame_bytes} bytes of garbage",
-                                garbage)
-
-    def _text_frame(self, final: bool) -> bytes | None:
+    def _text_frame(self) -> bytes | None:
         buf = self._buffer
         end = buf.find(b"#", 0, self.max_frame_bytes)
         if end < 0:
-            if len(buf) >= self.max_frame_bytes or final:
+            if len(buf) >= self.max_frame_bytes or self.datagram:
                 self._reject("text frame without '#' within the size cap")
             return None
         frame = bytes(buf[:end + 1])
         del buf[:end + 1]
         return frame
 
-    def _binary_frame(self, final: bool) -> bytes | None:
+    def _binary_frame(self) -> bytes | None:
         buf = self._buffer
-        length = self.message_length or self._binary_length(final)
+        length = self.message_length or self._binary_length()
         if length is None or len(buf) < length:
-            if final:
+            if self.datagram:
                 self._reject(f"binary frame of {len(buf)} bytes ends the datagram early")
             return None
         frame = bytes(buf[:length])
         del buf[:length]
         return frame
 
-    def _binary_length(self, final: bool) -> int | None:
+    def _binary_length(self) -> int | None:
         """Where the binary frame at the buffer's start ends (None: not known yet)."""
         buf = self._buffer
         pending: list[int] = []     # offsets where a frame may start (header incomplete)
@@ -295,7 +270,7 @@ class Framer:
                 return offset
             if verdict is None:
                 pending.append(offset)
-        if final:
+        if self.datagram:
             return min(len(buf), MAX_BINARY_BYTES)
         # A buffer of a known length is one whole frame, unless a frame may
         # start at a known length inside it (a short frame and the next one's
@@ -671,26 +646,29 @@ def _decode_binary(frame: bytes, now: dt.datetime) -> tuple[str, list[Message]]:
         raise ProtocolError(f"h02: binary frame of {len(frame)} bytes is too short", frame[:64])
     if not _layout_verdict(frame, 0, id_bytes):
         raise ProtocolError("h02: binary frame with a bad id, time or date", frame[:64])
-    device_id = _bcd(frame[1:1 + id_bytes])[:15 if id_bytes == 8 else 10]
-    body = frame[1 + id_bytes:]
-    digits = _bcd(body[:6])
-    if digits[6:] == "000000":
+    reader = Reader(frame, NAME, pos=1)
+    device_id = _bcd(reader.take(id_bytes))[:15 if id_bytes == 8 else 10]
+    clock = _bcd(reader.take(6))            # hhmmss DDMMYY
+    if clock[6:] == "000000":
         return device_id, []          # no fix since power-on: no date yet
-    time = _datetime(digits[6:], digits[:6], now)
-    lat_digits, lon_digits, motion = _bcd(body[6:10]), _bcd(body[11:16]), _bcd(body[16:19])
+    time = _datetime(clock[6:], clock[:6], now)
+    lat_digits = _bcd(reader.take(4))       # DDMMmmmm
+    level = reader.u8()
+    lon_digits = _bcd(reader.take(5))       # DDDMMmmmm and the flags nibble
+    motion = _bcd(reader.take(3))           # speed and course, 3 digits each
+    status = reader.take(4).hex()
     if not (lat_digits + lon_digits[:9] + motion).isdigit():
         raise ProtocolError("h02: binary frame with non-BCD position digits", frame[:64])
-    flags = body[15] & 0x0F
+    flags = int(lon_digits[9], 16)
     latitude = int(lat_digits[:2]) + float(f"{lat_digits[2:4]}.{lat_digits[4:]}") / 60
     longitude = int(lon_digits[:3]) + float(f"{lon_digits[3:5]}.{lon_digits[5:9]}") / 60
     fix = Fix(time, bool(flags & 0x02), latitude if flags & 0x04 else -latitude,
               longitude if flags & 0x08 else -longitude,
               float(int(motion[:3])), float(int(motion[3:])))
     attrs: dict[str, Any] = {}
-    level = body[10]
     if level in _BATTERY_LEVELS or 6 < level <= 100:
         attrs["batteryLevel"] = _BATTERY_LEVELS.get(level, level)
-    _status_attributes(body[19:23].hex(), attrs)
+    _status_attributes(status, attrs)
     ctx = Context([], "", device_id, now)
     return device_id, [ctx.position(fix, attrs)]
 
@@ -741,33 +719,19 @@ class H02Session:
         self.options = Options.from_mapping(options)
         self.unique_id: str | None = None
         self.manufacturer = "HQ"
-        self._framer = Framer(message_length=self.options.message_length)
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(message_length=self.options.message_length),
+                                     self.decode_frame)
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self.decode_frame(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        """TCP: buffer `data`, return the frames it completed, in order; a
+        bad frame after good ones is reported by the next call."""
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames."""
-        framer = Framer(message_length=self.options.message_length)
+        framer = Framer(message_length=self.options.message_length, datagram=True)
         framer.feed(data)
-        frames = [self.decode_frame(raw, now) for raw in framer.frames(final=True)]
+        frames = [self.decode_frame(raw, now) for raw in framer.frames()]
         if framer.buffered:
             raise ProtocolError("h02: datagram ends inside a frame", data[:64])
         return frames
@@ -836,20 +800,10 @@ COMMANDS = {   # S20: oil and circuit control (1 = control; then 1 = cut, 0 = re
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class H02Codec:
-    """The H02 codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset({*COMMANDS, "positionPeriodic", "custom"})
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> H02Session:
-        return H02Session(options)
-
-
-CODEC = H02Codec()
+CODEC = CodecSpec(
+    name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+    command_types=frozenset({*COMMANDS, "positionPeriodic", "custom"}),
+    session_factory=H02Session)
 
 
 # --------------------------------------------------------------------------
@@ -933,6 +887,6 @@ DEVICE = H02Device()
 
 __all__ = [
     "CODEC", "COMMANDS", "DEFAULT_LISTEN", "DEVICE", "KNOWN_BINARY_LENGTHS", "MAX_FRAME_BYTES", "NAME",
-    "POSITION_TYPES", "DeviceAckReader", "Framer", "H02Codec", "H02Device", "H02Session", "Options",
+    "POSITION_TYPES", "DeviceAckReader", "Framer", "H02Device", "H02Session", "Options",
     "Status", "ack_reply", "command_frame", "command_text", "device_heartbeat", "device_report",
 ]

@@ -68,6 +68,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from protocols.base import (
+    CodecSpec,
     Command,
     CommandResult,
     DeviceReport,
@@ -78,6 +79,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.binary import Reader
+from protocols.framing import StreamDecoder, StreamFramer
 
 NAME = "jt808"
 DEFAULT_LISTEN = ("tcp:5015", "udp:5015")
@@ -185,7 +188,7 @@ def _printable(byte: int) -> bool:
     return 0x20 <= byte <= 0x7E
 
 
-class Framer:
+class Framer(StreamFramer):
     """Splits a TCP byte stream into frames as `decode_frame` takes them.
 
     A binary frame runs from one 0x7E to the next and comes out unescaped with
@@ -198,29 +201,13 @@ class Framer:
     open the next frame (a stray 0x7E in garbage costs no good frame).
     """
 
+    name = NAME
+
     def __init__(self, *, lenient: bool = False, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        super().__init__(max_frame_bytes)
         self.lenient = lenient
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0
 
-    @property
-    def buffered(self) -> int:
-        """Bytes held waiting for the rest of a frame."""
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def frames(self) -> list[bytes]:
-        """Every complete frame now buffered (raises on the first bad one)."""
-        out = []
-        while (frame := self.next_frame()) is not None:
-            out.append(frame)
-        return out
-
-    def next_frame(self) -> bytes | None:
-        """The next complete frame, or None when more bytes are needed."""
+    def _next_frame(self) -> bytes | None:
         while True:
             start = self._find_start()
             if start < 0:
@@ -232,7 +219,6 @@ class Framer:
             if frame is None:
                 return None
             if frame:
-                self._skipped = 0
                 return frame
 
     def _find_start(self) -> int:
@@ -241,18 +227,6 @@ class Framer:
         start = min(hits) if hits else len(buf)
         self._skip(start)
         return 0 if hits else -1
-
-    def _skip(self, count: int) -> None:
-        """Drop `count` garbage bytes; too many in a row is a ProtocolError."""
-        if count <= 0:
-            return
-        garbage = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        self._skipped += count
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"jt808: no frame in over {self.max_frame_bytes} bytes of garbage",
-                                garbage[:64])
 
     def _binary_frame(self) -> bytes | None:
         """b"" when the start was no frame (dropped), None when incomplete."""
@@ -304,7 +278,7 @@ def split_frames(buffer: bytearray) -> list[bytes]:
     try:
         return framer.frames()
     finally:
-        buffer[:] = framer._buffer
+        buffer[:] = framer.remainder()
 
 
 # --------------------------------------------------------------------------
@@ -395,47 +369,6 @@ def register_response(header: Header, serial: int, auth_code: str) -> bytes:
 # --------------------------------------------------------------------------
 # Reading helpers
 # --------------------------------------------------------------------------
-
-class Reader:
-    """Big-endian cursor; running past the data raises ProtocolError."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data = data
-        self.pos = pos
-
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ProtocolError(f"jt808: content too short ({len(self.data)} bytes)", self.data[:64])
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
-
-    def uint(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "big")
-
-    def u8(self) -> int:
-        return self.uint(1)
-
-    def s8(self) -> int:
-        return int.from_bytes(self.take(1), "big", signed=True)
-
-    def u16(self) -> int:
-        return self.uint(2)
-
-    def s16(self) -> int:
-        return int.from_bytes(self.take(2), "big", signed=True)
-
-    def u32(self) -> int:
-        return self.uint(4)
-
-    def skip(self, n: int) -> None:
-        self.take(n)
-
 
 def bcd_time(raw: bytes, tz: dt.tzinfo = GMT8) -> dt.datetime | None:
     """YYMMDDhhmmss in BCD, in zone `tz` -> aware UTC; None when not a valid time
@@ -615,7 +548,7 @@ def decode_location(ctx: Context, data: bytes, start: int, end: int) -> Position
     Additional items may be read past their declared length and into the bytes
     after `end` (the checksum), as the devices' firmware and the reference decoder
     do (see `_extension`)."""
-    r = Reader(data, start)
+    r = Reader(data, NAME, start)
     rec = Record()
     fix = _basic(r, ctx.options, rec)
     _extension(r, end, ctx, rec)
@@ -946,7 +879,7 @@ def _e8(r: Reader, n: int, ctx: Context, rec: Record) -> None:
     """JC371: event and status blocks (see `_jc371`); elsewhere (observed) a 3-byte
     lock status."""
     if ctx.options.model == "JC371":
-        _jc371(Reader(r.take(n)), rec)
+        _jc371(Reader(r.take(n), NAME), rec)
     else:
         rec.attrs["lockStatus"] = r.uint(3)
 
@@ -961,7 +894,7 @@ def _jc371(r: Reader, rec: Record) -> None:
     _add_alarm(rec.attrs, _JC371_EVENTS.get(r.u8()))
     while r.remaining() >= 2:
         block, length = r.u8(), r.u8()
-        value = Reader(r.take(length))
+        value = Reader(r.take(length), NAME)
         if block == 0x03:
             rec.attrs["charge"] = value.u8() == 1
             rec.attrs["batteryLevel"] = value.u8() * 100 // 6
@@ -971,7 +904,7 @@ def _jc371(r: Reader, rec: Record) -> None:
         elif block == 0x05:
             while value.remaining() >= 3:
                 item, size = value.u16(), value.u8()
-                data = Reader(value.take(size))
+                data = Reader(value.take(size), NAME)
                 if item == 0x2001:
                     rec.attrs["power"] = data.u16() / 10
                 elif item == 0x0007:
@@ -1245,7 +1178,7 @@ class Parsed:
     end: int
 
     def reader(self) -> Reader:
-        return Reader(self.data[:self.end], self.start)
+        return Reader(self.data[:self.end], NAME, self.start)
 
 
 Decoder = Callable[[Context, Parsed], list[Message]]
@@ -1313,7 +1246,7 @@ def _location_list(ctx: Context, p: Parsed) -> list[Message]:
         if length < 28 or r.remaining() < length:
             break
         rec = Record()
-        fix = _basic(Reader(r.take(length)), ctx.options, rec)
+        fix = _basic(Reader(r.take(length), NAME), ctx.options, rec)
         positions.append(_position(ctx, fix, rec))
     return positions
 
@@ -1517,7 +1450,7 @@ def _lock_report(ctx: Context, p: Parsed) -> list[Message]:
     course (1), signal (1), satellites (1), mileage km (4), battery (1, % or 0xAA
     charging), ? (2), cell id (2), LAC (2), ? (1), status (2), ? (2), then items of
     id (1), length (1)."""
-    r = Reader(p.data[:p.end], 11)
+    r = Reader(p.data[:p.end], NAME, 11)
     index = r.u8()
     digits = r.take(6).hex()
     try:
@@ -1569,7 +1502,7 @@ def _lock_items(r: Reader, rec: Record) -> None:
         item, size = r.u8(), r.u8()
         if size > r.remaining():
             return
-        value = Reader(r.take(size))
+        value = Reader(r.take(size), NAME)
         if item == 0x0B and size >= 1:
             rec.attrs["lockCommand"] = value.u8()
             if size >= 8:
@@ -1619,27 +1552,11 @@ class Jt808Session:
         self.terminal: bytes | None = None
         self.version: int | None = None
         self._serial = 0
-        self._framer = Framer(lenient=self.options.lenient)
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(lenient=self.options.lenient), self.decode_frame)
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """TCP: buffer `data`, return the frames it completed, in order."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self.decode_frame(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames; a partial frame is an error."""
@@ -1741,20 +1658,8 @@ COMMAND_TYPES = frozenset({"custom", "rebootDevice", "engineStop", "engineResume
                            "positionSingle", "positionPeriodic"})
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Jt808Codec:
-    """The JT808 codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = COMMAND_TYPES
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> Jt808Session:
-        return Jt808Session(options)
-
-
-CODEC = Jt808Codec()
+CODEC = CodecSpec(name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+                  command_types=COMMAND_TYPES, session_factory=Jt808Session)
 
 
 # --------------------------------------------------------------------------
@@ -1869,7 +1774,7 @@ DEVICE = Jt808Device()
 
 __all__ = [
     "ALARM_BITS", "CODEC", "COMMAND_TYPES", "DEFAULT_LISTEN", "DEVICE", "MAX_FRAME_BYTES", "NAME",
-    "UNACKED", "DeviceAckReader", "Framer", "Header", "Jt808Codec", "Jt808Device", "Jt808Session",
+    "UNACKED", "DeviceAckReader", "Framer", "Header", "Jt808Device", "Jt808Session",
     "MsgId", "Options", "bcd_time", "checksum", "command_body", "device_heartbeat",
     "device_location", "device_register", "escape", "general_response", "parse_header",
     "parse_reply", "register_response", "split_frames", "terminal_id", "unescape", "wire_frame",

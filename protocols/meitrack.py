@@ -70,6 +70,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from protocols.base import (
+    CodecSpec,
     Command,
     CommandResult,
     DeviceReport,
@@ -79,6 +80,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.binary import Reader
+from protocols.framing import StreamDecoder, StreamFramer
 
 NAME = "meitrack"
 DEFAULT_LISTEN = ("tcp:5020", "udp:5020")
@@ -126,7 +129,7 @@ def checksum(data: bytes) -> int:
 # Framing
 # --------------------------------------------------------------------------
 
-class Framer:
+class Framer(StreamFramer):
     """Splits a byte stream into whole frames that start with `start`
     (b"$$" from devices, b"@@" from the server), by their length field.
 
@@ -137,33 +140,13 @@ class Framer:
     so the next call resumes behind it.
     """
 
+    name = NAME
+
     def __init__(self, *, start: bytes = DEVICE_START, lenient: bool = False,
                  max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        super().__init__(max_frame_bytes)
         self.start = start
         self.lenient = lenient
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def frames(self) -> list[bytes]:
-        out = []
-        while (frame := self.next_frame()) is not None:
-            out.append(frame)
-        return out
-
-    def next_frame(self) -> bytes | None:
-        """The next complete frame, or None when more bytes are needed."""
-        frame = self._next_frame()
-        if frame is not None:
-            self._skipped = 0
-        return frame
 
     def _next_frame(self) -> bytes | None:
         buf = self._buffer
@@ -193,17 +176,6 @@ class Framer:
             self._reject("bad checksum")
         del buf[:total]
         return frame
-
-    def _skip(self, count: int) -> None:
-        if count <= 0:
-            return
-        garbage = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        self._skipped += count
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"meitrack: no frame in over {self.max_frame_bytes} bytes of "
-                                "garbage", garbage[:64])
 
     def _reject(self, reason: str) -> None:
         head = bytes(self._buffer[:64])
@@ -463,25 +435,10 @@ def _text_numbers(attrs: dict[str, Any], values: list[str]) -> None:
 # Binary reports (CCC, CCE)
 # --------------------------------------------------------------------------
 
-class Reader:
-    """Little-endian cursor; running short raises ProtocolError."""
+class LittleEndianReader(Reader):
+    """`protocols.binary.Reader` reading integers little endian (CCC, CCE)."""
 
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ProtocolError(f"meitrack: binary data too short ({len(self.data)} bytes)",
-                                self.data[:64])
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
+    __slots__ = ()
 
     def uint(self, n: int) -> int:
         return int.from_bytes(self.take(n), "little")
@@ -627,7 +584,7 @@ def _cce_variable(record: _Record, ident: int, raw: bytes) -> None:
         record.attrs["batteryLevel"] = raw[1]
 
 
-def _cce_id(r: Reader) -> int:
+def _cce_id(r: LittleEndianReader) -> int:
     ident = r.uint(1)
     return 0xFE00 | r.uint(1) if ident == 0xFE else ident
 
@@ -635,7 +592,7 @@ def _cce_id(r: Reader) -> int:
 def _cce_packet(data: bytes) -> _Record:
     """One CCE packet (after its length): parameter count, then the 1-, 2-,
     4- and N-byte groups."""
-    r = Reader(data)
+    r = LittleEndianReader(data, NAME)
     r.uint(2)   # parameter count (the group counts are what the layout follows)
     record = _Record()
     for size in (1, 2, 4):
@@ -654,7 +611,7 @@ def _cce_packet(data: bytes) -> _Record:
 def _cce(env: Envelope, now: dt.datetime) -> list[Message]:
     """CCE: remaining buffered records (4), packet count (2), then packets of
     length (2) and content."""
-    r = Reader(env.data)
+    r = LittleEndianReader(env.data, NAME)
     r.uint(4)
     count = r.uint(2)
     return [_cce_packet(r.take(r.uint(2))).position(env.imei, now) for _ in range(count)]
@@ -665,7 +622,7 @@ def _ccc_record(data: bytes, imei: str, now: dt.datetime) -> Position:
     flag, satellites, GSM signal, speed, course, HDOP (1/10), altitude,
     odometer, run time, MCC, MNC, LAC, CI, status, AD1, battery (1/100 V),
     external power (raw)."""
-    r = Reader(data)
+    r = LittleEndianReader(data, NAME)
     record = _Record()
     _event(record.attrs, r.uint(1))
     record.latitude, record.longitude = r.sint(4) / 1_000_000, r.sint(4) / 1_000_000
@@ -694,7 +651,7 @@ _CCC_RECORD_MIN = 48
 
 def _ccc(env: Envelope, now: dt.datetime) -> list[Message]:
     """CCC: version (2), record size (2), remaining buffered records (4), records."""
-    r = Reader(env.data)
+    r = LittleEndianReader(env.data, NAME)
     r.uint(2)
     size = r.uint(2)
     r.uint(4)
@@ -734,28 +691,12 @@ class MeitrackSession:
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
         self.unique_id: str | None = None
-        self._framer = Framer(lenient=self.options.lenient)
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(lenient=self.options.lenient), self.decode_frame)
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """TCP: buffer `data`, return the frames it completed; a bad frame
         after good ones is reported by the next call."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self.decode_frame(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames; a partial frame is an error."""
@@ -838,20 +779,10 @@ def command_text(command: Command) -> str:
         raise UnsupportedCommand(f"meitrack: unsupported command type {command.type!r}") from None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeitrackCodec:
-    """The Meitrack codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset({*COMMAND_TEXTS, "positionPeriodic", "custom"})
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> MeitrackSession:
-        return MeitrackSession(options)
-
-
-CODEC = MeitrackCodec()
+CODEC = CodecSpec(
+    name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+    command_types=frozenset({*COMMAND_TEXTS, "positionPeriodic", "custom"}),
+    session_factory=MeitrackSession)
 
 
 # --------------------------------------------------------------------------
@@ -926,7 +857,7 @@ DEVICE = MeitrackDevice()
 __all__ = [
     "ALARM_EVENTS", "CODEC", "COMMAND_TEXTS", "DEFAULT_LISTEN", "DEVICE", "DEVICE_START",
     "EVENT_ALARMS", "MAX_FRAME_BYTES", "NAME", "SERVER_START",
-    "Cmd", "DeviceAckReader", "Envelope", "Framer", "MeitrackCodec", "MeitrackDevice",
+    "Cmd", "DeviceAckReader", "Envelope", "Framer", "MeitrackDevice",
     "MeitrackSession", "Options", "build_frame", "checksum", "command_text", "device_report",
     "flag_for", "parse_frame",
 ]

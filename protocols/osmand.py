@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from protocols.base import (
+    CodecSpec,
     Command,
     DeviceReport,
     Frame,
@@ -410,20 +411,9 @@ class OsmandSession:
         raise UnsupportedCommand("osmand: the phone apps take no commands")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class OsmandCodec:
-    """The OsmAnd codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset()
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> OsmandSession:
-        return OsmandSession(options)
-
-
-CODEC = OsmandCodec()
+CODEC = CodecSpec(
+    name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+    command_types=frozenset(), session_factory=OsmandSession)
 
 
 # --------------------------------------------------------------------------
@@ -476,6 +466,6 @@ DEVICE = OsmandDevice()
 
 __all__ = [
     "CODEC", "DEFAULT_LISTEN", "DEVICE", "MAX_FRAME_BYTES", "NAME", "DeviceAckReader", "Draft",
-    "OsmandCodec", "OsmandDevice", "OsmandSession", "decode_json", "decode_json_location",
+    "OsmandDevice", "OsmandSession", "decode_json", "decode_json_location",
     "decode_parameters", "decode_request", "device_request", "parse_time",
 ]

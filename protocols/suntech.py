@@ -71,6 +71,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from protocols.base import (
+    CodecSpec,
     Command,
     CommandResult,
     DeviceReport,
@@ -81,6 +82,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.binary import Reader
+from protocols.framing import StreamDecoder, StreamFramer
 
 NAME = "suntech"
 DEFAULT_LISTEN = ("tcp:5011", "udp:5011")
@@ -253,7 +256,10 @@ def _uex_frame_end(text: str) -> int | None:
     return None if end < 0 else end
 
 
-class Framer:
+_RESYNC = object()   # _text() skipped garbage: the buffer's start needs a fresh look
+
+
+class Framer(StreamFramer):
     """Splits a byte stream into whole Suntech frames (text lines without their
     delimiter, zip frames whole).
 
@@ -261,44 +267,23 @@ class Framer:
     row; a frame over the cap, or a zip frame without its end byte, raises
     `ProtocolError` after dropping its first byte, so the next call resumes."""
 
+    name = NAME
+
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0
+        super().__init__(max_frame_bytes)
 
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def remainder(self) -> bytes:
-        return bytes(self._buffer)
-
-    def frames(self) -> list[bytes]:
-        out = []
-        while (frame := self.next_frame()) is not None:
-            out.append(frame)
-        return out
-
-    def next_frame(self) -> bytes | None:
-        """The next complete frame, or None when more bytes are needed."""
+    def _next_frame(self) -> bytes | None:
         buf = self._buffer
         while buf:
             first = buf[0]
             if first in _SEPARATORS:
                 del buf[:1]
             elif first == STX or 0x80 <= first <= 0x8F:
-                frame = self._zip(first == STX)
-                if frame is not None:
-                    self._skipped = 0
-                return frame
+                return self._zip(first == STX)
             elif first in _TEXT_START:
                 frame = self._text()
-                if frame is not None:
-                    self._skipped = 0
-                return frame
+                if frame is not _RESYNC:
+                    return frame
             else:
                 self._skip_garbage()
         return None
@@ -316,6 +301,7 @@ class Framer:
         raise ProtocolError("suntech: datagram ends inside a zip frame", bytes(self._buffer[:64]))
 
     def _skip_garbage(self) -> None:
+        """Drop bytes up to the next one that can start a frame."""
         buf = self._buffer
         count = 1
         while count < len(buf) and not _can_start(buf[count]):
@@ -339,9 +325,10 @@ class Framer:
         del buf[:total]
         return frame
 
-    def _text(self) -> bytes | None:
+    def _text(self) -> bytes | None | object:
         """A text report up to its CR.  Control bytes in a line (outside UEX
-        data) mark binary garbage: the line restarts after the last of them."""
+        data) mark binary garbage: the line restarts after the last of them,
+        and `_RESYNC` says to look at what follows afresh."""
         buf = self._buffer
         while buf and buf[0] in _TEXT_START:
             end = buf.find(b"\r", 0, self.max_frame_bytes + 1)
@@ -360,16 +347,7 @@ class Framer:
             frame = bytes(buf[:end])
             del buf[:end + 1]
             return frame
-        return None
-
-    def _skip(self, count: int) -> None:
-        garbage = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        self._skipped += count
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"suntech: no frame in over {self.max_frame_bytes} bytes of garbage",
-                                garbage[:64])
+        return _RESYNC if buf else None
 
     def _reject(self, reason: str) -> None:
         head = bytes(self._buffer[:64])
@@ -1012,29 +990,6 @@ def decode_text(text: str, ctx: Context) -> Decoded:
 # Zip (binary) reports
 # --------------------------------------------------------------------------
 
-class Reader:
-    """Big-endian cursor; running short raises ProtocolError."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise ProtocolError(f"suntech: zip report too short ({len(self.data)} bytes)", self.data[:64])
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
-
-    def uint(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "big")
-
-
 def _bcd(raw: bytes) -> int:
     digits = raw.hex()
     if not digits.isdigit():
@@ -1069,7 +1024,7 @@ def decode_zip(frame: bytes, ctx: Context) -> Decoded:
         raise ProtocolError("suntech: zip frame without 0x02 ... 0x03", frame[:64])
     if int.from_bytes(frame[1:3], "big") != len(frame) - 4:
         raise ProtocolError("suntech: zip length field does not match the frame", frame[:64])
-    r = Reader(frame[3:-1])
+    r = Reader(frame[3:-1], NAME)
     header = r.uint(1)
     if not 0x10 <= header <= 0x1F:
         raise ProtocolError(f"suntech: zip header {header:#04x} is no report type", frame[:64])
@@ -1124,7 +1079,7 @@ def decode_universal_zip(frame: bytes, ctx: Context) -> Decoded:
     an alert's id and i-button data); other headers only name the device."""
     if len(frame) < 3 or int.from_bytes(frame[1:3], "big") != len(frame) - 3:
         raise ProtocolError("suntech: universal zip length does not match the frame", frame[:64])
-    r = Reader(frame[3:])
+    r = Reader(frame[3:], NAME)
     unique_id = _bcd_id(r.take(5), 10)
     ctx.session.unique_id = unique_id
     if frame[0] not in _UNIVERSAL_ZIP_HEADERS:
@@ -1207,28 +1162,12 @@ class SuntechSession:
         self.options = Options.from_mapping(options)
         self.unique_id: str | None = None
         self.prefix = "ST300"
-        self._framer = Framer()
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(), self._decode_counted)
         self._unrecognised = 0   # bytes of consecutive text lines that were no report
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """TCP: buffer `data`, return the frames it completed, in order."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self._decode_counted(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole reports (the last may lack its ``\\r``)."""
@@ -1307,20 +1246,9 @@ def command_line(command: Command, unique_id: str | None, prefix: str = "ST300")
     return f"{prefix}CMD;{unique_id};02;{command_id}\r".encode("ascii")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class SuntechCodec:
-    """The Suntech codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset({*COMMAND_IDS, "custom"})
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> SuntechSession:
-        return SuntechSession(options)
-
-
-CODEC = SuntechCodec()
+CODEC = CodecSpec(
+    name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+    command_types=frozenset({*COMMAND_IDS, "custom"}), session_factory=SuntechSession)
 
 
 # --------------------------------------------------------------------------
@@ -1397,7 +1325,7 @@ DEVICE = SuntechDevice()
 
 __all__ = [
     "ALERT_ALARMS", "CODEC", "COMMAND_IDS", "DEFAULT_LISTEN", "DEVICE", "EMERGENCY_ALARMS",
-    "MAX_FRAME_BYTES", "NAME", "DeviceAckReader", "Framer", "Options", "ReportType", "SuntechCodec",
+    "MAX_FRAME_BYTES", "NAME", "DeviceAckReader", "Framer", "Options", "ReportType",
     "SuntechDevice", "SuntechSession", "UniversalZipHeader", "ZipHeader", "command_line",
     "decode_text", "decode_universal_zip", "decode_zip", "device_report", "java_trim",
 ]

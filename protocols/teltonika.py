@@ -61,6 +61,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from protocols.base import (
+    CodecSpec,
     Command,
     CommandResult,
     DeviceReport,
@@ -71,6 +72,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.binary import Reader
+from protocols.framing import StreamDecoder, StreamFramer
 
 NAME = "teltonika"
 DEFAULT_LISTEN = ("tcp:5027", "udp:5027")
@@ -178,7 +181,7 @@ def _start_at(buf: bytearray, i: int) -> _Start:
     return _Start.HELLO if len(digits) == size else _Start.PARTIAL
 
 
-class Framer:
+class Framer(StreamFramer):
     """Splits a TCP byte stream into hellos, pings and AVL / command packets.
 
     Bytes that start no frame are skipped (resynchronisation), at most
@@ -193,32 +196,21 @@ class Framer:
     good CRC.
     """
 
+    name = NAME
+
     def __init__(self, *, lenient: bool = False, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        super().__init__(max_frame_bytes)
         self.lenient = lenient
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held waiting for the rest of a frame."""
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def remainder(self) -> bytes:
-        return bytes(self._buffer)
-
-    def frames(self) -> list[bytes]:
-        """Every complete frame now buffered (raises on the first bad one)."""
-        out = []
-        while (frame := self.next_frame()) is not None:
-            out.append(frame)
-        return out
 
     def next_frame(self) -> bytes | None:
-        """The next complete frame, or None when more bytes are needed."""
+        """As `StreamFramer.next_frame`, but a ping is no good frame: it keeps
+        the garbage count, so a peer sending stray 0xff bytes is still refused."""
+        frame = self._next_frame()
+        if frame is not None and frame != PING:
+            self._skipped = 0
+        return frame
+
+    def _next_frame(self) -> bytes | None:
         buf = self._buffer
         while True:
             kind = self._seek()
@@ -229,13 +221,11 @@ class Framer:
                 size = 2 + buf[1]
                 frame = bytes(buf[:size])
                 del buf[:size]
-                self._skipped = 0
                 return frame
             if kind is not _Start.AVL:
                 return None
             frame = self._avl()
             if frame is not None:
-                self._skipped = 0
                 return frame
             if not self._false_start():
                 return None
@@ -292,18 +282,6 @@ class Framer:
             later = buf.find(PREAMBLE, later + 1)
         return -1
 
-    def _skip(self, count: int) -> None:
-        """Drop `count` garbage bytes; too many in a row is a ProtocolError."""
-        if count <= 0:
-            return
-        garbage = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        self._skipped += count
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"teltonika: no frame in over {self.max_frame_bytes} bytes of garbage",
-                                garbage)
-
     def _reject(self, reason: str) -> None:
         head = bytes(self._buffer[:64])
         del self._buffer[:4]
@@ -317,45 +295,6 @@ def _crc_ok(frame: bytes) -> bool:
 # --------------------------------------------------------------------------
 # Reading helpers
 # --------------------------------------------------------------------------
-
-class Reader:
-    """Big-endian cursor; running short raises ProtocolError."""
-
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def remaining(self) -> int:
-        return len(self.data) - self.pos
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ProtocolError(f"teltonika: data too short ({len(self.data)} bytes, "
-                                f"{n} wanted at {self.pos})", self.data[:64])
-        chunk = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return chunk
-
-    def uint(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "big")
-
-    def sint(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "big", signed=True)
-
-    def u8(self) -> int:
-        return self.uint(1)
-
-    def u16(self) -> int:
-        return self.uint(2)
-
-    def u32(self) -> int:
-        return self.uint(4)
-
-    def rest(self) -> bytes:
-        return self.take(self.remaining())
-
 
 def _ms_time(ms: int) -> dt.datetime:
     """Milliseconds since the Unix epoch -> aware UTC datetime."""
@@ -516,7 +455,7 @@ def _beacons(element: IoElement, state: RecordState) -> None:
     if element.size != 0:
         state.attrs["io385"] = element.value
         return
-    r = Reader(element.raw)
+    r = Reader(element.raw, NAME)
     if not r.remaining():
         return
     r.u8()
@@ -932,7 +871,7 @@ class UdpHeader:
 
 def parse_udp(datagram: bytes, *, lenient: bool = False) -> tuple[UdpHeader, bytes]:
     """Split a UDP datagram into its header and the AVL data (codec id onwards)."""
-    r = Reader(datagram)
+    r = Reader(datagram, NAME)
     length = r.u16()
     if not lenient and length != len(datagram) - 2:
         raise ProtocolError(f"teltonika: UDP length {length} for a {len(datagram)}-byte datagram",
@@ -964,27 +903,11 @@ class TeltonikaSession:
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
         self.unique_id: str | None = None
-        self._framer = Framer(lenient=self.options.lenient)
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(lenient=self.options.lenient), self.decode_frame)
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """TCP: buffer `data`, return the frames it completed, in order."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self.decode_frame(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram holds one AVL (or Codec 12) packet with its header."""
@@ -1040,7 +963,7 @@ class TeltonikaSession:
                      unique_id: str | None) -> tuple[list[Message], int | None]:
         """Messages of the data (codec id onwards) and the record count to
         acknowledge (None: the packet gets no acknowledgement)."""
-        r = Reader(data)
+        r = Reader(data, NAME)
         codec = r.u8()
         if codec in AVL_CODECS:
             positions = _avl_records(r, codec, self.options)
@@ -1055,20 +978,9 @@ class TeltonikaSession:
         return [], None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TeltonikaCodec:
-    """The Teltonika codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset({*COMMAND_TEXTS, "custom"})
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> TeltonikaSession:
-        return TeltonikaSession(options)
-
-
-CODEC = TeltonikaCodec()
+CODEC = CodecSpec(name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+                  command_types=frozenset({*COMMAND_TEXTS, "custom"}),
+                  session_factory=TeltonikaSession)
 
 
 # --------------------------------------------------------------------------
@@ -1214,7 +1126,7 @@ DEVICE = TeltonikaDevice()
 __all__ = [
     "ACCEPT", "AVL_CODECS", "CODEC", "COMMAND_TEXTS", "DEFAULT_LISTEN", "DEVICE", "MAX_FRAME_BYTES",
     "NAME", "PING", "CodecId", "DeviceAckReader", "Framer", "IoElement", "MessageType", "Options",
-    "TeltonikaCodec", "TeltonikaDevice", "TeltonikaSession", "UdpHeader",
+    "TeltonikaDevice", "TeltonikaSession", "UdpHeader",
     "avl_ack", "command_frame", "command_text", "crc16_ibm", "device_avl", "device_hello",
     "device_record", "device_response", "device_udp", "parse_udp", "tcp_packet", "udp_ack",
 ]

@@ -51,6 +51,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from protocols.base import (
+    CodecSpec,
     Command,
     CommandResult,
     DeviceReport,
@@ -61,6 +62,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.binary import Reader
+from protocols.framing import StreamDecoder, StreamFramer
 
 NAME = "tk103"
 DEFAULT_LISTEN = ("tcp:5002", "udp:5002")
@@ -124,7 +127,7 @@ def _frame_end(buf: bytes | bytearray, limit: int) -> int:
     return -1
 
 
-class Framer:
+class Framer(StreamFramer):
     """Splits a TK103 byte stream into whole "(...)" frames.
 
     Bytes before "(" are skipped, up to `max_frame_bytes` in a row; more raises
@@ -132,25 +135,12 @@ class Framer:
     `ProtocolError` after dropping its "(" (the next call resumes after it).
     """
 
+    name = NAME
+
     def __init__(self, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0
+        super().__init__(max_frame_bytes)
 
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def frames(self) -> list[bytes]:
-        out = []
-        while (frame := self.next_frame()) is not None:
-            out.append(frame)
-        return out
-
-    def next_frame(self) -> bytes | None:
+    def _next_frame(self) -> bytes | None:
         buf = self._buffer
         start = buf.find(b"(")
         if start < 0:
@@ -166,19 +156,7 @@ class Framer:
             return None
         frame = bytes(buf[:end + 1])
         del buf[:end + 1]
-        self._skipped = 0
         return frame
-
-    def _skip(self, count: int) -> None:
-        if count <= 0:
-            return
-        garbage = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        self._skipped += count
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"tk103: no frame start in over {self.max_frame_bytes} bytes "
-                                "of garbage", garbage)
 
 
 # --------------------------------------------------------------------------
@@ -469,11 +447,13 @@ def _bms_summary(ctx: Context) -> list[Message]:
     items = _bms_items(ctx.body)
     attrs: dict[str, Any] = {}
     if len(v := items.get(0x90, b"")) >= 8:
-        attrs.update(cumulativeVoltage=_be16(v, 0) / 10, gatherVoltage=_be16(v, 2) / 10,
-                     current=(_be16(v, 4) - 30000) / 10, soc=_be16(v, 6) / 10)
+        r = Reader(v, NAME)
+        attrs.update(cumulativeVoltage=r.u16() / 10, gatherVoltage=r.u16() / 10,
+                     current=(r.u16() - 30000) / 10, soc=r.u16() / 10)
     if len(v := items.get(0x91, b"")) >= 6:
-        attrs.update(maxCellVoltage=_be16(v, 0) / 1000, maxCellVoltageCount=v[2],
-                     minCellVoltage=_be16(v, 3) / 1000, minCellVoltageCount=v[5])
+        r = Reader(v, NAME)
+        attrs.update(maxCellVoltage=r.u16() / 1000, maxCellVoltageCount=r.u8(),
+                     minCellVoltage=r.u16() / 1000, minCellVoltageCount=r.u8())
     if len(v := items.get(0x92, b"")) >= 4:
         attrs.update(maxTemp=v[0] - 40, maxTempCount=v[1], minTemp=v[2] - 40, minTempCount=v[3])
     for key in (0x96, 0x97, 0x98):
@@ -482,10 +462,6 @@ def _bms_summary(ctx: Context) -> list[Message]:
             for index, raw in enumerate(v[1:8], start=1):
                 attrs[f"cellTemp{(v[0] - 1) * 7 + index}"] = raw - 40
     return [ctx.status_record(attrs)] if attrs else []
-
-
-def _be16(data: bytes, at: int) -> int:
-    return int.from_bytes(data[at:at + 2], "big")
 
 
 def _le16(data: bytes, at: int) -> int:
@@ -656,27 +632,12 @@ class Tk103Session:
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
         self.unique_id: str | None = None
-        self._framer = Framer()
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(), self.decode_frame)
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self.decode_frame(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        """TCP: buffer `data`, return the frames it completed, in order; a
+        bad frame after good ones is reported by the next call."""
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames; a partial frame is an error."""
@@ -735,20 +696,10 @@ COMMANDS = {
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Tk103Codec:
-    """The TK103 codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset({*COMMANDS, "positionPeriodic", "custom"})
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> Tk103Session:
-        return Tk103Session(options)
-
-
-CODEC = Tk103Codec()
+CODEC = CodecSpec(
+    name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+    command_types=frozenset({*COMMANDS, "positionPeriodic", "custom"}),
+    session_factory=Tk103Session)
 
 
 # --------------------------------------------------------------------------
@@ -849,7 +800,7 @@ DEVICE = Tk103Device()
 
 __all__ = [
     "ALARM_NAMES", "CODEC", "COMMANDS", "DEFAULT_LISTEN", "DEVICE", "MAX_FRAME_BYTES", "NAME",
-    "Alarm", "DeviceAckReader", "Framer", "Tk103Codec", "Tk103Device", "Tk103Session",
+    "Alarm", "DeviceAckReader", "Framer", "Tk103Device", "Tk103Session",
     "command_frame", "device_heartbeat", "device_location_body", "device_login", "device_report",
     "reply_for", "split_frame",
 ]

@@ -69,6 +69,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from protocols.base import (
+    CodecSpec,
     Command,
     CommandResult,
     DeviceReport,
@@ -79,6 +80,7 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.framing import StreamDecoder, StreamFramer
 
 NAME = "watch"
 DEFAULT_LISTEN = ("tcp:5093",)
@@ -210,7 +212,7 @@ def _is_text_frame(buf: bytes | bytearray, size: int) -> bool | None:
     return False
 
 
-class Framer:
+class Framer(StreamFramer):
     """Splits a TCP byte stream into whole frames, by their length field.
 
     Bytes before "[" are skipped (resynchronisation), at most
@@ -220,31 +222,11 @@ class Framer:
     ProtocolError after dropping its "[" so the next call resumes behind it.
     """
 
+    name = NAME
+
     def __init__(self, *, lenient: bool = False, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        super().__init__(max_frame_bytes)
         self.lenient = lenient
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def frames(self) -> list[bytes]:
-        out = []
-        while (frame := self.next_frame()) is not None:
-            out.append(frame)
-        return out
-
-    def next_frame(self) -> bytes | None:
-        """The next complete frame, or None when more bytes are needed."""
-        frame = self._next_frame()
-        if frame is not None:
-            self._skipped = 0
-        return frame
 
     def _next_frame(self) -> bytes | None:
         buf = self._buffer
@@ -292,17 +274,6 @@ class Framer:
         frame = bytes(self._buffer[:size])
         del self._buffer[:size]
         return frame
-
-    def _skip(self, count: int) -> None:
-        if count <= 0:
-            return
-        garbage = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        self._skipped += count
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"watch: no frame in over {self.max_frame_bytes} bytes of garbage",
-                                garbage[:64])
 
     def _reject(self, reason: str) -> None:
         head = bytes(self._buffer[:64])
@@ -580,29 +551,13 @@ class WatchSession:
         self.unique_id: str | None = None
         self.manufacturer: str = "SG"
         self.serial: str | None = None
-        self._framer = Framer(lenient=self.options.lenient)
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(lenient=self.options.lenient), self.decode_frame)
         self._awaiting: set[str] = set()
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """TCP: buffer `data`, return the frames it completed, in order; a
         bad frame after good ones is reported by the next call."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self.decode_frame(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """One datagram of whole frames (the watches use TCP; for tools)."""
@@ -690,21 +645,10 @@ def command_text(command: Command) -> str:
         raise UnsupportedCommand(f"watch: unsupported command type {command.type!r}") from None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class WatchCodec:
-    """The watch codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset(
-        {"positionSingle", "positionPeriodic", "rebootDevice", "custom"})
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> WatchSession:
-        return WatchSession(options)
-
-
-CODEC = WatchCodec()
+CODEC = CodecSpec(
+    name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+    command_types=frozenset({"positionSingle", "positionPeriodic", "rebootDevice", "custom"}),
+    session_factory=WatchSession)
 
 
 # --------------------------------------------------------------------------
@@ -800,7 +744,7 @@ DEVICE = WatchDevice()
 __all__ = [
     "ALARM_TYPES", "BINARY_TYPES", "CODEC", "COMMAND_TEXTS", "DEFAULT_LISTEN", "DEVICE",
     "MAX_FRAME_BYTES", "NAME", "POSITION_TYPES", "REPLIES", "TEXT_TYPES",
-    "DeviceAckReader", "Framer", "Header", "MsgType", "Options", "WatchCodec", "WatchDevice",
+    "DeviceAckReader", "Framer", "Header", "MsgType", "Options", "WatchDevice",
     "WatchSession", "build_frame", "command_text", "device_link", "device_position",
     "parse_header", "split_frame", "unescape",
 ]

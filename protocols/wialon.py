@@ -75,6 +75,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from protocols.base import (
+    CodecSpec,
     Command,
     CommandResult,
     DeviceReport,
@@ -85,6 +86,7 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.framing import StreamDecoder, StreamFramer
 
 NAME = "wialon"
 DEFAULT_LISTEN = ("tcp:5039", "udp:5039")
@@ -160,7 +162,7 @@ _MARKER = re.compile(rb"#[A-Z]{1,3}#")
 _UDP_PREFIX = re.compile(rb"(?:\d{1,3}\.\d{1,3};)?[0-9A-Za-z_.-]{1,32}")
 
 
-class Framer:
+class Framer(StreamFramer):
     """Splits a TCP byte stream into Wialon packets (one line each, "\\r\\n"
     included).
 
@@ -171,30 +173,12 @@ class Framer:
     are dropped first, so the next call resumes after them).
     """
 
+    name = NAME
+
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0
+        super().__init__(max_frame_bytes)
 
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def remainder(self) -> bytes:
-        return bytes(self._buffer)
-
-    def frames(self) -> list[bytes]:
-        """Every complete packet now buffered (raises on the first bad one)."""
-        out = []
-        while (frame := self.next_frame()) is not None:
-            out.append(frame)
-        return out
-
-    def next_frame(self) -> bytes | None:
-        """The next complete packet, or None when more bytes are needed."""
+    def _next_frame(self) -> bytes | None:
         buf = self._buffer
         while True:
             end = buf.find(b"\n")
@@ -205,36 +189,32 @@ class Framer:
                     raise ProtocolError(f"wialon: no line end within {self.max_frame_bytes} bytes",
                                         garbage)
                 return None
-            line = bytes(buf[:end + 1])
-            del buf[:end + 1]
-            frame = self._packet_in(line)
+            frame = self._packet_in(end + 1)
             if frame is not None:
-                self._skipped = 0
                 return frame
 
-    def _packet_in(self, line: bytes) -> bytes | None:
-        if len(line) > self.max_frame_bytes:
-            raise ProtocolError(f"wialon: line of {len(line)} bytes exceeds {self.max_frame_bytes}",
+    def _packet_in(self, size: int) -> bytes | None:
+        """Take the line of `size` bytes off the buffer: its packet (garbage
+        before the marker skipped), or None."""
+        buf = self._buffer
+        line = bytes(buf[:size])
+        if size > self.max_frame_bytes:
+            del buf[:size]
+            raise ProtocolError(f"wialon: line of {size} bytes exceeds {self.max_frame_bytes}",
                                 line[:64])
         body = line.rstrip(b"\r\n")
         if not body.strip():
+            del buf[:size]
             return None
         marker = _MARKER.search(body)
         if marker is None:
-            self._skip(line)
+            self._skip(size)
             return None
         prefix = body[:marker.start()]
-        if prefix and not _UDP_PREFIX.fullmatch(prefix):
-            self._skip(prefix)
-            body = body[marker.start():]
-        return body + EOL
-
-    def _skip(self, garbage: bytes) -> None:
-        self._skipped += len(garbage)
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"wialon: no packet in over {self.max_frame_bytes} bytes of garbage",
-                                garbage[:64])
+        garbage = len(prefix) if prefix and not _UDP_PREFIX.fullmatch(prefix) else 0
+        self._skip(garbage)
+        del buf[:size - garbage]
+        return body[garbage:] + EOL
 
 
 # --------------------------------------------------------------------------
@@ -471,29 +451,14 @@ class WialonSession:
         self.password: str | None = options.get("password")
         self.unique_id: str | None = None
         self.version = "1.1"
-        self._framer = Framer()
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(), self.decode_frame)
 
     # -- transport ---------------------------------------------------------
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self.decode_frame(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        """TCP: buffer `data`, return the frames it completed, in order; a
+        bad frame after good ones is reported by the next call."""
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole packets; the last may lack its "\\r\\n"."""
@@ -612,20 +577,9 @@ def message_packet(text: str, *, with_crc: bool) -> bytes:
     return f"#M#{body}".encode() + EOL
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class WialonCodec:
-    """The Wialon IPS codec as the registry sees it."""
-
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset({"custom"})
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> WialonSession:
-        return WialonSession(options)
-
-
-CODEC = WialonCodec()
+CODEC = CodecSpec(
+    name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_FRAME_BYTES,
+    command_types=frozenset({"custom"}), session_factory=WialonSession)
 
 
 # --------------------------------------------------------------------------
@@ -722,8 +676,8 @@ DEVICE = WialonDevice()
 __all__ = [
     "CODEC", "DATA_FIELDS", "DEFAULT_LISTEN", "DEVICE", "EOL", "MAX_FRAME_BYTES", "NAME",
     "SHORT_FIELDS",
-    "DeviceAckReader", "FieldError", "Framer", "Packet", "PacketType", "WialonCodec",
-    "WialonDevice", "WialonSession", "crc16", "crc_matches", "crc_text", "decode_record",
+    "DeviceAckReader", "FieldError", "Framer", "Packet", "PacketType", "WialonDevice",
+    "WialonSession", "crc16", "crc_matches", "crc_text", "decode_record",
     "device_data", "device_login", "device_params", "device_ping", "message_packet",
     "parse_packet", "split_crc",
 ]

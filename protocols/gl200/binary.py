@@ -28,10 +28,33 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 from typing import Any
 
 from protocols.base import Message, Position, ProtocolError
 from protocols.gl200.fields import KMH_PER_KNOT, gsm_network
+from protocols.gl200.framing import binary_length
+
+
+@enum.unique
+class ReportMask(enum.IntEnum):
+    """Report mask bits of "+RSP"/"+EVT" frames (bit number: field, size in bytes)."""
+
+    DEVICE_TYPE = 0        # 1
+    PROTOCOL_VERSION = 1   # 2
+    FIRMWARE_VERSION = 2   # 2
+    IMEI = 3               # 8
+    BATTERY_LEVEL = 4      # 1, %
+    EXTERNAL_POWER = 5     # 2, mV
+    MOTION_STATUS = 7      # 1
+    SATELLITES = 8         # 1
+
+
+_HEADER_FIELDS = (
+    (ReportMask.DEVICE_TYPE, 1, None), (ReportMask.PROTOCOL_VERSION, 2, None),
+    (ReportMask.FIRMWARE_VERSION, 2, "versionFw"), (ReportMask.IMEI, 8, "imei"),
+    (ReportMask.BATTERY_LEVEL, 1, "batteryLevel"), (ReportMask.EXTERNAL_POWER, 2, "power"),
+)
 
 _REPORTS = (b"+RSP", b"+BSP", b"+EVT", b"+BVT")
 _EVENTS = (b"+EVT", b"+BVT")
@@ -98,9 +121,7 @@ def _report(frame: bytes, now: dt.datetime, unique_id: str | None) -> Decoded:
     mask = int.from_bytes(frame[5:9], "big")
     pos = 11
     attrs: dict[str, Any] = {}
-    sizes = ((0, 1, None), (1, 2, None), (2, 2, "versionFw"), (3, 8, "imei"),
-             (4, 1, "batteryLevel"), (5, 2, "power"))
-    for bit, size, key in sizes:
+    for bit, size, key in _HEADER_FIELDS:
         if not mask & (1 << bit):
             continue
         raw = frame[pos:pos + size]
@@ -111,8 +132,8 @@ def _report(frame: bytes, now: dt.datetime, unique_id: str | None) -> Decoded:
             attrs[key] = str(int.from_bytes(raw, "big"))
         elif key in ("batteryLevel", "power") and raw:
             attrs[key] = int.from_bytes(raw, "big")
-    pos += 1 if mask & (1 << 7) else 0
-    if mask & (1 << 8) and pos - 1 < len(frame):
+    pos += 1 if mask & (1 << ReportMask.MOTION_STATUS) else 0
+    if mask & (1 << ReportMask.SATELLITES) and pos < len(frame):
         attrs["sat"] = frame[pos]
         pos += 1
     gps = next((g for k in range(pos, len(frame) - 30) if (g := _gps_at(frame, k))), None)
@@ -155,7 +176,10 @@ def _info(frame: bytes, now: dt.datetime, unique_id: str | None) -> Decoded:
 
 
 def decode_binary(frame: bytes, now: dt.datetime, unique_id: str | None) -> Decoded:
-    """Decode one whole binary frame (see the module docstring)."""
+    """Decode one whole binary frame (see the module docstring); its length
+    field must match its size."""
+    if binary_length(frame) != len(frame):
+        raise ProtocolError("gl200: binary frame length field does not match its size", frame[:64])
     head = frame[:4]
     if frame[:3] == b"+\x00\x00":
         return _compact(frame)
@@ -166,4 +190,4 @@ def decode_binary(frame: bytes, now: dt.datetime, unique_id: str | None) -> Deco
     return Decoded((), unique_id, "")
 
 
-__all__ = ["Decoded", "decode_binary"]
+__all__ = ["Decoded", "ReportMask", "decode_binary"]

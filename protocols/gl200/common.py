@@ -13,12 +13,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from protocols.base import Position, ProtocolError
 from protocols.gl200.fields import Fix, parse_time
+
+
+@enum.unique
+class Model(enum.IntEnum):
+    """Device type codes (first two hex digits of the protocol version) whose
+    reports need a dialect of their own."""
+
+    GV200 = 0x04            # GTERI: digital inputs and outputs as two bytes
+    GV200_OBSERVED = 0x35   # same layout, seen in captures of GV200 units
+    ATW = 0x42              # GT501 / Bolt (ATW firmware): longer GTFRI preamble
+
 
 _HEAD = re.compile(r"\+(RESP|BUFF|ACK):GT([A-Z0-9]{3,6})")
 _VERSION = re.compile(r"[0-9A-Z]{6}|[0-9A-Fa-f]{10}")
@@ -104,4 +116,4 @@ def outdated(msg: TextMessage, attrs: Mapping[str, Any], *, now: dt.datetime | N
                     unique_id=msg.unique_id)
 
 
-__all__ = ["TextMessage", "outdated", "parse_text", "position"]
+__all__ = ["Model", "TextMessage", "outdated", "parse_text", "position"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 
 from protocols.base import ProtocolError
+from protocols.framing import StreamFramer
 
 MAX_FRAME_BYTES = 4096
 """Largest whole frame accepted.  The longest text reports (GTCAN with its
@@ -72,43 +73,25 @@ def classify(buf: bytes | bytearray) -> str:
     return "garbage"
 
 
-class Framer:
+class Framer(StreamFramer):
     """Splits a byte stream into whole @Track frames (text or binary).
 
     Bytes before a "+" that starts a frame are skipped (resynchronisation),
     up to `max_frame_bytes` of them in a row; more garbage than that raises
     `ProtocolError`.  A text frame with no terminator within
-    `max_frame_bytes`, or a binary frame announcing more than that (or less
-    than its own header), raises `ProtocolError` after its "+" is dropped, so
-    the next call resumes after it.  Returned text frames keep their "$";
-    a CR LF ending is not part of the frame.
+    `max_frame_bytes` raises `ProtocolError` and is dropped with everything
+    buffered; a binary frame announcing more than that (or less than its own
+    header) raises `ProtocolError` after its "+" is dropped.  Either way the
+    next call resumes after the bad frame's start.  Returned text frames keep
+    their "$"; a CR LF ending is not part of the frame.
     """
 
+    name = "gl200"
+
     def __init__(self, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
-        self.max_frame_bytes = max_frame_bytes
-        self._buffer = bytearray()
-        self._skipped = 0
+        super().__init__(max_frame_bytes)
 
-    @property
-    def buffered(self) -> int:
-        """Bytes held waiting for the rest of a frame."""
-        return len(self._buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._buffer += data
-
-    def remainder(self) -> bytes:
-        return bytes(self._buffer)
-
-    def frames(self) -> list[bytes]:
-        """Every complete frame now buffered (raises on the first bad one)."""
-        out = []
-        while (frame := self.next_frame()) is not None:
-            out.append(frame)
-        return out
-
-    def next_frame(self) -> bytes | None:
-        """The next complete frame, or None when more bytes are needed."""
+    def _next_frame(self) -> bytes | None:
         buf = self._buffer
         while True:
             start = buf.find(b"+")
@@ -122,10 +105,7 @@ class Framer:
             if kind != "garbage":
                 break
             self._skip(1)
-        frame = self._text_frame() if kind == "text" else self._binary_frame()
-        if frame is not None:
-            self._skipped = 0
-        return frame
+        return self._text_frame() if kind == "text" else self._binary_frame()
 
     def flush(self) -> bytes | None:
         """The buffered rest as a last text frame without terminator (for a
@@ -139,8 +119,12 @@ class Framer:
         buf = self._buffer
         match = _TEXT_END.search(buf, 1)
         if match is None:
-            if len(buf) > self.max_frame_bytes:
-                self._reject(f"text frame without '$' within {self.max_frame_bytes} bytes")
+            if len(buf) > self.max_frame_bytes:   # every buffered byte belongs to the bad frame
+                head = bytes(buf[:64])
+                buf.clear()
+                self._skipped = 0
+                raise ProtocolError(f"gl200: text frame without '$' within {self.max_frame_bytes} "
+                                    "bytes", head)
             return None
         end = match.start()
         if end + 1 > self.max_frame_bytes:
@@ -165,17 +149,6 @@ class Framer:
         frame = bytes(buf[:total])
         del buf[:total]
         return frame
-
-    def _skip(self, count: int) -> None:
-        if count <= 0:
-            return
-        garbage = bytes(self._buffer[:count])
-        del self._buffer[:count]
-        self._skipped += count
-        if self._skipped > self.max_frame_bytes:
-            self._skipped = 0
-            raise ProtocolError(f"gl200: no frame in over {self.max_frame_bytes} bytes of garbage",
-                                garbage[:64])
 
     def _reject(self, reason: str) -> None:
         head = bytes(self._buffer[:64])

@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from protocols.base import Message
-from protocols.gl200.common import TextMessage, outdated, position
+from protocols.gl200.common import Model, TextMessage, outdated, position
 from protocols.gl200.fields import (
     DIGITS,
     HEX2,
@@ -48,8 +48,7 @@ from protocols.gl200.fields import (
 )
 
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}")
-_ATW_MODEL = 0x42          # GT501 / Bolt (ATW firmware): longer FRI preamble
-_GV200_MODELS = (0x04, 0x35)
+_GV200_MODELS = (Model.GV200, Model.GV200_OBSERVED)
 
 
 @dataclasses.dataclass(slots=True)
@@ -76,6 +75,7 @@ def _wifi(fields: list[str], index: int) -> tuple[list[dict[str, Any]], int]:
     count = to_int(field(fields, index))
     if count is None or not count or not MAC.fullmatch(field(fields, index + 1)):
         return [], index
+    count = min(count, (len(fields) - index - 1) // 5)
     points = []
     for k in range(count):
         mac, rssi = field(fields, index + 1 + 5 * k), field(fields, index + 2 + 5 * k)
@@ -147,15 +147,32 @@ then engine RPM, fuel consumption and fuel level (empty unless read from
 the vehicle bus)."""
 
 
-def _fri_vehicle(rest: list[str], attrs: dict[str, Any]) -> bool:
-    """Decode `rest` as a GV vehicle block if it has exactly that layout."""
+def _gv_match(rest: list[str]) -> tuple[str, ...] | None:
+    """The GV layout `rest` has: exactly one of `_GV_LAYOUTS`, or else mileage,
+    hour meter, 0-3 analog inputs, battery and a six-digit status followed
+    by up to six fields (the first three RPM, consumption, fuel)."""
     for layout in _GV_LAYOUTS:
         if len(rest) == len(layout) and all(_OPT[k].fullmatch(v) for k, v in zip(layout, rest,
                                                                                   strict=True)):
-            break
-    else:
+            return layout
+    status = next((j for j in range(3, min(len(rest), 7)) if HEX6.fullmatch(rest[j])), None)
+    if status is None or len(rest) - status - 1 > 6:
+        return None
+    layout = _gv_layout(status - 3)
+    head = layout[:status + 1]
+    after = layout[status + 1:]
+    if all(_OPT[k].fullmatch(v) for k, v in zip(head, rest, strict=False)) and \
+            all(_OPT[k].fullmatch(v) for k, v in zip(after, rest[status + 1:], strict=False)):
+        return layout
+    return None
+
+
+def _fri_vehicle(rest: list[str], attrs: dict[str, Any]) -> bool:
+    """Decode `rest` as a GV vehicle block if it has that layout."""
+    layout = _gv_match(rest)
+    if layout is None:
         return False
-    values = dict(zip(layout, rest, strict=True))
+    values = dict(zip(layout, rest, strict=False))
     adcs = rest[2:2 + layout.count("adc")]
     if (odometer := odometer_m(values["odometer"])) is not None:
         attrs["odometer"] = odometer
@@ -167,9 +184,9 @@ def _fri_vehicle(rest: list[str], attrs: dict[str, Any]) -> bool:
     if values["battery"]:
         attrs["batteryLevel"] = int(values["battery"])
     status_word(values["status"], attrs)
-    if values["rpm"]:
+    if values.get("rpm"):
         attrs["rpm"] = int(values["rpm"])
-    if values["fuel"]:
+    if values.get("fuel"):
         attrs["fuel"] = int(values["fuel"])
     return True
 
@@ -185,7 +202,7 @@ def _fri_tail(tail: list[str]) -> dict[str, Any] | None:
                 attrs["sat"] = satellites
             return attrs
     size = len(tail)
-    if size in (10, 11, 12) and ODOMETER.fullmatch(tail[1]):
+    if size >= 8 and ODOMETER.fullmatch(tail[1]):
         attrs["odometer"] = float(tail[1]) * 1000     # GV block with an unknown field: mileage only
     elif size in (2, 3) and (not tail[-1] or SMALL_INT.fullmatch(tail[-1])):
         if size == 3 and re.fullmatch(r"-?\d+", tail[1]):   # GL: reserved, [RSSI], battery %
@@ -212,9 +229,9 @@ def _fri_preamble(msg: TextMessage, pre: list[str]) -> tuple[int, dict[str, Any]
         if len(report) == 2 and DIGITS.fullmatch(power):
             attrs["power"] = int(power) / 1000
         return int(number), attrs
-    if msg.model == _ATW_MODEL and len(pre) == 4 and DIGITS.fullmatch(pre[2]):
+    if msg.model == Model.ATW and len(pre) == 4 and DIGITS.fullmatch(pre[2]):
         return int(pre[2]), attrs
-    if msg.model == _ATW_MODEL and len(pre) == 5 and DIGITS.fullmatch(pre[4]):
+    if msg.model == Model.ATW and len(pre) == 5 and DIGITS.fullmatch(pre[4]):
         attrs["motion"] = pre[2] == "1"
         attrs["charge"] = pre[3] == "1"
         return int(pre[4]), attrs
@@ -301,7 +318,7 @@ def _eri_inputs(rest: list[str], attrs: dict[str, Any], model: int | None) -> in
 def _one_wire(fields: list[str], pos: int, attrs: dict[str, Any]) -> int:
     """1-Wire block: count, then per device id, type (1 = temperature) and
     value (hex, signed, 1/16 degC).  Returns the index after the block."""
-    count = to_int(field(fields, pos)) or 0
+    count = min(to_int(field(fields, pos)) or 0, (len(fields) - pos - 1) // 3)
     for k in range(count):
         kind, value = field(fields, pos + 2 + 3 * k), field(fields, pos + 3 + 3 * k)
         if kind == "1" and HEX4.fullmatch(value):
@@ -341,6 +358,8 @@ def _ble(fields: list[str], pos: int, attrs: dict[str, Any]) -> int:
     count = to_int(field(fields, pos)) or 0
     pos += 1
     for number in range(1, count + 1):
+        if pos >= len(fields):
+            break
         mask_at = _find_mask(fields, pos + 3, 3)
         if mask_at is None:
             break

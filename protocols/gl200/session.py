@@ -37,7 +37,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from protocols.base import Command, Frame, ProtocolError, UnsupportedCommand
+from protocols.base import CodecSpec, Command, Frame, ProtocolError, UnsupportedCommand
+from protocols.framing import StreamDecoder
 from protocols.gl200 import binary
 from protocols.gl200.common import TextMessage, parse_text
 from protocols.gl200.framing import MAX_FRAME_BYTES, Framer, classify
@@ -106,27 +107,11 @@ class Gl200Session:
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
         self.unique_id: str | None = None
-        self._framer = Framer()
-        self._pending: ProtocolError | None = None
+        self._stream = StreamDecoder(Framer(), self.decode_frame)
 
     def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """TCP: buffer `data`, return the frames it completed, in order."""
-        self._framer.feed(data)
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-        frames: list[Frame] = []
-        while True:
-            try:
-                raw = self._framer.next_frame()
-                if raw is None:
-                    return frames
-                frames.append(self.decode_frame(raw, now))
-            except ProtocolError as error:
-                if not frames:
-                    raise
-                self._pending = error
-                return frames
+        return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames (the last text frame may lack its "$")."""
@@ -201,20 +186,14 @@ COMMAND_TEMPLATES = {
 }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Gl200Codec:
-    """The GL200 (Queclink @Track) codec as the registry sees it."""
+CODEC = CodecSpec(
+    name=NAME,
+    default_listen=DEFAULT_LISTEN,
+    max_frame_bytes=MAX_FRAME_BYTES,
+    command_types=frozenset({*COMMAND_TEMPLATES, "positionPeriodic", "custom"}),
+    session_factory=Gl200Session,
+)
+"""The GL200 (Queclink @Track) codec as the registry sees it."""
 
-    name: str = NAME
-    default_listen: tuple[str, ...] = DEFAULT_LISTEN
-    max_frame_bytes: int = MAX_FRAME_BYTES
-    command_types: frozenset[str] = frozenset({*COMMAND_TEMPLATES, "positionPeriodic", "custom"})
-
-    def new_session(self, options: Mapping[str, Any] | None = None) -> Gl200Session:
-        return Gl200Session(options)
-
-
-CODEC = Gl200Codec()
-
-__all__ = ["CODEC", "COMMAND_TEMPLATES", "DEFAULT_LISTEN", "DEFAULT_PASSWORD", "NAME", "Gl200Codec",
+__all__ = ["CODEC", "COMMAND_TEMPLATES", "DEFAULT_LISTEN", "DEFAULT_PASSWORD", "NAME",
            "Gl200Session", "Options", "encode_command", "heartbeat_sack", "sack", "text_reply"]

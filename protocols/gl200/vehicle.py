@@ -2,7 +2,7 @@
 
 Both announce their fields with a report mask (hex): every set bit adds
 one field, in bit order.  GTCAN bits 0-21: VIN, ignition key, total
-distance ("H" + hectometres... as the bus gives it), fuel used (l), RPM,
+distance (unit letter + integer, kept as the integer), fuel used (l), RPM,
 speed (km/h), coolant (degC), fuel consumption ("L/H" + l/h), fuel level
 ("P" + %), range (0.1 km), accelerator pedal (%), engine hours (h),
 driving time (h), idle time (h), idle fuel (l), axle weight (kg),

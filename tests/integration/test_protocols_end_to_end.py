@@ -72,3 +72,32 @@ def _alarm_count(database_url: str) -> int:
                                       .where(events.c.type == "alarm")).scalar_one()
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("protocol", sorted(CODECS))
+def test_garbage_on_a_protocol_port_drops_that_connection_only(protocol, tmp_path):
+    """Random bytes, more than twice the protocol's frame cap: that connection is
+    closed (or, for HTTP, refused), the server logs it and keeps serving."""
+    import random
+    import socket
+
+    server = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'tracker.db'}", protocol=protocol)
+    server.start()
+    try:
+        size = max(64 * 1024, 2 * CODECS[protocol].max_frame_bytes + 1024)
+        garbage = random.Random(protocol).randbytes(size)
+        with socket.create_connection(("127.0.0.1", server.device_port), timeout=10) as peer:
+            try:
+                peer.sendall(garbage)
+                while peer.recv(65536):
+                    pass   # an HTTP 400 page, or nothing: then the server closes
+            except ConnectionResetError:
+                pass       # closed with our bytes unread: also a drop
+        assert server.alive()
+        assert server.api("/api/server", EMAIL, PASSWORD)["version"]
+    finally:
+        server.stop()
+    log = server.log()
+    assert "Traceback" not in log, log[-3000:]
+    if get_device_side(protocol).transport != "http":
+        assert f"{protocol} bad frame from 127.0.0.1" in log, log[-2000:]

@@ -98,6 +98,16 @@ def test_endless_garbage_is_a_protocol_error():
             s.receive_data(b"GET / HTTP/1.1\r\n", NOW)
 
 
+def test_frame_right_after_too_much_garbage_survives_the_error():
+    """The garbage error drops the garbage only: the frame behind it in the same
+    chunk is returned by the next call."""
+    s = session()
+    garbage = b"GET / HTTP/1.1\r\n" * (gps103.MAX_FRAME_BYTES // 16 - 6) + b"\x00" * 200
+    with pytest.raises(ProtocolError, match="garbage"):
+        s.receive_data(garbage + REPORT, NOW)
+    assert raws(s.receive_data(b"", NOW)) == [REPORT]
+
+
 def test_good_frames_before_a_bad_one_are_returned_first():
     s = session()
     big = b"imei:" + b"1" * gps103.MAX_FRAME_BYTES + b";"

@@ -205,3 +205,12 @@ def test_random_zip_content_gives_frames_or_protocol_errors(content, template):
         session().decode_frame(frame, NOW)
     except ProtocolError:
         pass
+
+
+def test_random_garbage_is_refused_within_one_receive():
+    """A peer sending noise is refused at once, not buffered beyond the cap."""
+    import random
+    garbage = random.Random("suntech").randbytes(3 * suntech.MAX_FRAME_BYTES)
+    session = suntech.CODEC.new_session()
+    with pytest.raises(ProtocolError):
+        session.receive_data(garbage, NOW)

@@ -56,7 +56,7 @@ def test_two_packets_back_to_back():
 def test_trailing_partial_packet_waits_for_its_rest():
     s = session()
     assert raws(s.receive_data(HELLO + CODEC8[:30], NOW)) == [HELLO]
-    assert s._framer.buffered == 30
+    assert s._stream.framer.buffered == 30
     assert raws(s.receive_data(CODEC8[30:], NOW)) == [CODEC8]
 
 

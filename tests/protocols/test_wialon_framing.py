@@ -100,6 +100,16 @@ def test_endless_garbage_is_a_protocol_error():
             s.receive_data(b"GET / HTTP/1.1\r\n", NOW)
 
 
+def test_packet_right_after_too_much_garbage_survives_the_error():
+    """The garbage error drops the garbage only: the packet behind it on the
+    same line is returned by the next call."""
+    s = session()
+    garbage = b"GET / HTTP/1.1\r\n" * (wialon.MAX_FRAME_BYTES // 16 - 6) + b"\x00" * 200
+    with pytest.raises(ProtocolError, match="garbage"):
+        s.receive_data(garbage + PING, NOW)
+    assert raws(s.receive_data(b"", NOW)) == [PING]
+
+
 def test_good_packets_before_a_bad_one_are_returned_first():
     s = session()
     big = b"#D#" + b"1" * wialon.MAX_FRAME_BYTES + b"\r\n"
