@@ -1,5 +1,6 @@
-"""What every stream framer shares: a buffer, its size cap, garbage accounting;
-and `StreamDecoder`, the TCP half of every session.
+"""What every stream framer shares: a buffer, its size cap, garbage accounting,
+rejecting a bad frame; `StreamDecoder`, the TCP half of every session;
+`decode_datagram` (UDP) and `check_frame_size` (decode_frame's guard).
 
 A protocol's framer subclasses `StreamFramer` and implements `_next_frame()`,
 which returns the next whole frame from `self._buffer` (removing it), None when
@@ -58,6 +59,14 @@ class StreamFramer:
     def _next_frame(self) -> bytes | None:
         raise NotImplementedError
 
+    def _reject(self, reason: str, drop: int = 1, frame: bytes = b"") -> None:
+        """Raise ProtocolError("<name>: reason") for the frame at the buffer's
+        start, after dropping its first `drop` bytes (its start marker) so that
+        the next call resynchronises behind it."""
+        head = frame or bytes(self._buffer[:64])
+        del self._buffer[:drop]
+        raise ProtocolError(f"{self.name}: {reason}", head)
+
     def _skip(self, count: int) -> None:
         """Drop `count` garbage bytes from the buffer's start; more than
         `max_frame_bytes` of them in a row is a ProtocolError."""
@@ -104,3 +113,21 @@ class StreamDecoder:
                     raise
                 self._pending = error
                 return frames
+
+
+def decode_datagram(framer: StreamFramer, decode: Callable[[bytes, dt.datetime], Frame],
+                    data: bytes, now: dt.datetime) -> list[Frame]:
+    """Decode one datagram of whole frames with a fresh `framer`; bytes left over
+    (a frame cut short) are a ProtocolError."""
+    framer.feed(data)
+    frames = [decode(raw, now) for raw in framer.frames()]
+    if framer.buffered:
+        raise ProtocolError(f"{framer.name}: datagram ends inside a frame", data[:64])
+    return frames
+
+
+def check_frame_size(name: str, frame: bytes, max_frame_bytes: int) -> None:
+    """ProtocolError when a frame handed to decode_frame exceeds the cap."""
+    if len(frame) > max_frame_bytes:
+        raise ProtocolError(f"{name}: frame of {len(frame)} bytes exceeds {max_frame_bytes}",
+                            bytes(frame[:64]))

@@ -54,3 +54,33 @@ def test_an_error_after_empty_frames_only_is_raised_at_once():
     stream = StreamDecoder(LineFramer(100), decode)
     with pytest.raises(ProtocolError):
         stream.receive(b"#;#;#BAD;", NOW)
+
+
+def test_a_datagram_cut_inside_a_frame_is_refused():
+    from protocols.framing import decode_datagram
+    assert [f.raw for f in decode_datagram(LineFramer(100), decode, b"#a;#b;", NOW)] == [b"#a;", b"#b;"]
+    with pytest.raises(ProtocolError, match="line: datagram ends inside a frame"):
+        decode_datagram(LineFramer(100), decode, b"#a;#b", NOW)
+
+
+def test_oversized_frames_are_refused_before_decoding():
+    from protocols.framing import check_frame_size
+    check_frame_size("line", b"x" * 10, 10)
+    with pytest.raises(ProtocolError, match="line: frame of 11 bytes exceeds 10"):
+        check_frame_size("line", b"x" * 11, 10)
+
+
+def test_values_network_alarm_and_flags():
+    from protocols.values import add_alarm, cell_tower, network, option_flag
+    assert network() is None
+    assert network([cell_tower(460, 0, 1, 2, -70)]) == {
+        "radioType": "gsm", "considerIp": False, "cellTowers": [{
+            "cellId": 2, "locationAreaCode": 1, "mobileCountryCode": 460,
+            "mobileNetworkCode": 0, "signalStrength": -70}]}
+    attributes = {}
+    add_alarm(attributes, "sos")
+    add_alarm(attributes, None)
+    add_alarm(attributes, "lowBattery")
+    assert attributes == {"alarm": "sos,lowBattery"}
+    assert [option_flag(v) for v in ("1", "true", " Yes", "off", "0", 1, 0, None)] == [
+        True, True, True, False, False, True, False, False]
