@@ -81,7 +81,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
-from protocols.framing import StreamDecoder, StreamFramer
+from protocols.framing import StreamDecoder, StreamFramer, check_frame_size
+from protocols.values import cell_tower, knots_from_kmh, network
 
 NAME = "gps103"
 DEFAULT_LISTEN = ("tcp:5001", "udp:5001")
@@ -92,7 +93,6 @@ the observed voice-record frame ("vr", hex audio) runs to about 1 KiB."""
 DELIMITERS = b";*\n"
 LOGIN_REPLY = b"LOAD"
 HEARTBEAT_REPLY = b"ON"
-_KMH_PER_KNOT = 1.852
 _CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
@@ -142,10 +142,7 @@ class Framer(StreamFramer):
             end = _delimiter_index(buf)
             if end < 0:
                 if len(buf) > self.max_frame_bytes:
-                    garbage = bytes(buf[:64])
-                    buf.clear()
-                    raise ProtocolError(f"gps103: no delimiter within {self.max_frame_bytes} bytes",
-                                        garbage)
+                    self._reject(f"no delimiter within {self.max_frame_bytes} bytes", drop=len(buf))
                 return None
             frame = self._frame_in(end + 1)
             if frame is not None:
@@ -157,9 +154,8 @@ class Framer(StreamFramer):
         buf = self._buffer
         chunk = bytes(buf[:size])
         if size > self.max_frame_bytes:
-            del buf[:size]
-            raise ProtocolError(f"gps103: frame of {size} bytes exceeds {self.max_frame_bytes}",
-                                chunk[:64])
+            self._reject(f"frame of {size} bytes exceeds {self.max_frame_bytes}", drop=size,
+                         frame=chunk[:64])
         body = chunk[:-1].strip(_BLANK)
         if not body:
             del buf[:size]
@@ -381,9 +377,7 @@ def _cell_network(cells: str | None) -> dict[str, Any] | None:
     lac, cid = fields[2], fields[4]
     if not (re.fullmatch(r"[0-9A-Fa-f]{1,8}", lac) and re.fullmatch(r"[0-9A-Fa-f]{1,8}", cid)):
         return None
-    tower = {"cellId": int(cid, 16), "locationAreaCode": int(lac, 16),
-             "mobileCountryCode": 0, "mobileNetworkCode": 0}
-    return {"radioType": "gsm", "considerIp": False, "cellTowers": [tower]}
+    return network([cell_tower(0, 0, int(lac, 16), int(cid, 16))])
 
 
 def _cell_report(match: re.Match[str], now: dt.datetime) -> Position:
@@ -431,7 +425,7 @@ def _csv_report(match: re.Match[str], now: dt.datetime) -> Position | None:
     return Position(
         fix_time=time, device_time=time, valid=g["valid"] == "1", latitude=latitude,
         longitude=longitude, altitude_m=float(g["altitude"]),
-        speed_kn=int(g["speed"]) / _KMH_PER_KNOT, course_deg=float(g["course"]),
+        speed_kn=knots_from_kmh(int(g["speed"])), course_deg=float(g["course"]),
         attributes=attrs, unique_id=g["imei"])
 
 
@@ -495,6 +489,7 @@ class Gps103Session:
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames; the last may lack its delimiter."""
+        # Not the shared decode_datagram: a missing last delimiter is supplied, not an error.
         framer = Framer()
         framer.feed(data)
         raws = framer.frames()
@@ -506,9 +501,7 @@ class Gps103Session:
 
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one frame (its delimiter may be present or absent)."""
-        if len(frame) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"gps103: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
-                                bytes(frame[:64]))
+        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         raw = bytes(frame)
         text = frame_text(raw)
         kind = frame_kind(text)

@@ -67,7 +67,9 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer
+from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.values import KMH_PER_KNOT, add_alarm, cell_tower, option_flag
+from protocols.values import network as network_map
 
 NAME = "gt06"
 DEFAULT_LISTEN = ("tcp:5023", "udp:5023")
@@ -78,7 +80,6 @@ up to 65 535 bytes, but no Concox packet needs more than a few hundred."""
 START_SHORT = b"\x78\x78"
 START_LONG = b"\x79\x79"
 STOP = b"\r\n"
-_KMH_PER_KNOT = 1.852
 _COORD_DIVISOR = 1_800_000.0
 
 
@@ -230,19 +231,19 @@ class Framer(StreamFramer):
                 return None
             total = _declared_total(buf)
             if total > self.max_frame_bytes:
-                self._reject(f"declared frame size {total} exceeds {self.max_frame_bytes}")
+                self._reject(f"declared frame size {total} exceeds {self.max_frame_bytes}", 2)
             if not self._false_start(total):
                 break
             del buf[:1]
         if self.lenient:
             return self._next_lenient(total)
         if total < _header_size(bytes(buf[:2])) + 7:
-            self._reject(f"length field {total} too small")
+            self._reject(f"length field {total} too small", 2)
         if len(buf) < total:
             return None
         frame = bytes(buf[:total])
         if frame[-2:] != STOP:
-            self._reject("missing stop bits 0d0a", frame)
+            self._reject("missing stop bits 0d0a", 2, frame)
         try:
             _check_crc(frame)
         except ProtocolError:
@@ -286,15 +287,11 @@ class Framer(StreamFramer):
         end = buf.find(STOP, 4)
         if end < 0:
             if len(buf) >= self.max_frame_bytes:
-                self._reject("no stop bits within the frame size cap")
+                self._reject("no stop bits within the frame size cap", 2)
             return None
         frame = bytes(buf[:end + 2])
         del buf[:end + 2]
         return frame
-
-    def _reject(self, reason: str, frame: bytes = b"") -> None:
-        del self._buffer[:2]
-        raise ProtocolError(f"gt06: {reason}", frame or bytes(self._buffer[:64]))
 
 
 def _check_crc(frame: bytes) -> None:
@@ -436,12 +433,6 @@ def _level_to_percent(level: int) -> int:
     return level * 100 // 6 if level <= 6 else level
 
 
-def _add_alarm(attrs: dict[str, Any], alarm: str | None) -> None:
-    """Append an alarm; several in one frame are comma-joined (Traccar's form)."""
-    if alarm:
-        attrs["alarm"] = f"{attrs['alarm']},{alarm}" if "alarm" in attrs else alarm
-
-
 def _printable(text: str) -> bool:
     return all(" " <= ch <= "~" for ch in text)
 
@@ -463,10 +454,7 @@ class Options:
         """From decoder settings; strings such as "true" / "0" are accepted."""
         options = options or {}
         model = str(options.get("modelOverride") or options.get("model") or "").upper()
-        lenient = options.get("lenient", False)
-        if isinstance(lenient, str):
-            lenient = lenient.strip().lower() in ("1", "true", "yes", "on")
-        return cls(model=model, lenient=bool(lenient))
+        return cls(model=model, lenient=option_flag(options.get("lenient", False)))
 
     @property
     def lw(self) -> bool:
@@ -520,7 +508,7 @@ def _gps(r: Reader, attrs: dict[str, Any], *, time: dt.datetime | None = None,
     if satellites:
         attrs["sat"] = r.u8() & 0x0F
     fix = Fix(when, False, r.u32() / _COORD_DIVISOR, r.u32() / _COORD_DIVISOR)
-    fix.speed_kn = r.u8() / _KMH_PER_KNOT
+    fix.speed_kn = r.u8() / KMH_PER_KNOT
     _course_status(r, fix, attrs)
     return fix
 
@@ -545,9 +533,7 @@ def _cell(r: Reader, size: int) -> dict[str, Any] | None:
         mnc_w = 2
     mnc, lac, cid = r.uint(mnc_w), r.uint(lac_w), r.uint(cid_w)
     r.skip(max(0, size - 2 - mnc_w - lac_w - cid_w))
-    tower = {"cellId": cid, "locationAreaCode": lac,
-             "mobileCountryCode": raw_mcc & 0x7FFF, "mobileNetworkCode": mnc}
-    return tower if lac or cid else None
+    return cell_tower(raw_mcc & 0x7FFF, mnc, lac, cid) if lac or cid else None
 
 
 def _lbs_sized(r: Reader, n: int) -> dict[str, Any] | None:
@@ -569,20 +555,12 @@ def _lbs_sized(r: Reader, n: int) -> dict[str, Any] | None:
 
 def _network(cells: Iterable[dict[str, Any] | None] = (),
              wifi: Iterable[dict[str, Any]] = (), *, radio: str = "gsm") -> dict[str, Any] | None:
-    """Traccar's network map (cell towers de-duplicated, order kept)."""
+    """values.network, but skipping None cells and duplicates (order kept)."""
     towers: list[dict[str, Any]] = []
     for cell in cells:
         if cell is not None and cell not in towers:
             towers.append(cell)
-    points = list(wifi)
-    if not towers and not points:
-        return None
-    network: dict[str, Any] = {"radioType": radio, "considerIp": False}
-    if towers:
-        network["cellTowers"] = towers
-    if points:
-        network["wifiAccessPoints"] = points
-    return network
+    return network_map(towers, list(wifi), radio)
 
 
 def _mac(raw: bytes) -> str:
@@ -638,9 +616,9 @@ def _status_block(r: Reader, ctx: Context, attrs: dict[str, Any]) -> None:
     _status(attrs, status)
     attrs["batteryLevel"] = _level_to_percent(r.u8())
     attrs["rssi"] = r.u8()
-    _add_alarm(attrs, _STATUS_ALARMS.get((status >> 3) & 0x07))
+    add_alarm(attrs, _STATUS_ALARMS.get((status >> 3) & 0x07))
     code = r.u8()
-    _add_alarm(attrs, _alarm_code(ctx.options, code))
+    add_alarm(attrs, _alarm_code(ctx.options, code))
     if ctx.options.model == "VL103" and code:
         attrs["event"] = code
     r.skip(1)
@@ -725,12 +703,12 @@ def _status_packet(ctx: Context, r: Reader) -> list[Message]:
         return [_status_only(ctx, attrs)]
     attrs["batteryLevel"] = _level_to_percent(r.u8())
     attrs["rssi"] = r.u8()
-    _add_alarm(attrs, _STATUS_ALARMS.get((status >> 3) & 0x07))
+    add_alarm(attrs, _STATUS_ALARMS.get((status >> 3) & 0x07))
     code = r.u8() if r.remaining() else 0
     if model == "SEEWORLD":
         attrs["power"] = float(code)
     else:
-        _add_alarm(attrs, _STATUS_MESSAGE_ALARMS.get(code))
+        add_alarm(attrs, _STATUS_MESSAGE_ALARMS.get(code))
     if ctx.options.lw and r.remaining():
         attrs["power"] = r.u8() / 10
     return [_status_only(ctx, attrs)]
@@ -1147,19 +1125,19 @@ def _event(ctx: Context, r: Reader) -> list[Message]:
         attrs["sat"] = r.u8() & 0x0F
         fix = Fix(time, False, r.u32() / _COORD_DIVISOR, r.u32() / _COORD_DIVISOR)
         _course_status(r, fix, attrs)
-        fix.speed_kn = r.u16() / _KMH_PER_KNOT
+        fix.speed_kn = r.u16() / KMH_PER_KNOT
         attrs["power"] = r.u16() / 10
     else:
         time = _datetime(r)
         if r.remaining() < 8:
             attrs["event"] = r.u8()
-            _add_alarm(attrs, _EVENT_ALARMS_SHORT.get(attrs["event"]))
+            add_alarm(attrs, _EVENT_ALARMS_SHORT.get(attrs["event"]))
             return [_status_only(ctx, attrs, time)]
         fix = Fix(time, False, r.u32() / _COORD_DIVISOR, r.u32() / _COORD_DIVISOR)
         _course_status(r, fix, attrs)
     attrs["event"] = r.u8()
     attrs["eventData"] = r.u16()
-    _add_alarm(attrs, _EVENT_ALARMS.get(attrs["event"]))
+    add_alarm(attrs, _EVENT_ALARMS.get(attrs["event"]))
     files = r.rest().split(b"\x00", 1)[0].decode("latin-1")
     if files:
         attrs["eventFiles"] = files
@@ -1196,9 +1174,7 @@ def _cell_list(r: Reader, count: int, *, lac: int, cid: int) -> list[dict[str, A
     for _ in range(count):
         area, cell_id, signal = r.uint(lac), r.uint(cid), r.u8()
         if area or cell_id:
-            cells.append({"cellId": cell_id, "locationAreaCode": area,
-                          "mobileCountryCode": raw_mcc & 0x7FFF, "mobileNetworkCode": mnc,
-                          "signalStrength": -signal})
+            cells.append(cell_tower(raw_mcc & 0x7FFF, mnc, area, cell_id, -signal))
     return cells
 
 
@@ -1260,9 +1236,7 @@ def _legacy_cells(ctx: Context, r: Reader, wifi_count: int = 0) -> list[Message]
     cells = []
     for _ in range(count):
         area, cell_id, signal = r.u16(), r.u16(), r.u8()
-        cells.append({"cellId": cell_id, "locationAreaCode": area,
-                      "mobileCountryCode": raw_mcc, "mobileNetworkCode": mnc,
-                      "signalStrength": -signal})
+        cells.append(cell_tower(raw_mcc, mnc, area, cell_id, -signal))
     return [_status_only(ctx, {}, time, _network(cells, wifi))]
 
 
@@ -1376,7 +1350,7 @@ def _text_position(text: str) -> Position | None:
         return None
     fix = Fix(time, True, float(g[1]) * (-1 if g[0] == "S" else 1),
               float(g[3]) * (-1 if g[2] == "W" else 1),
-              speed_kn=float(g[5]) / _KMH_PER_KNOT, course_deg=float(g[4]))
+              speed_kn=float(g[5]) / KMH_PER_KNOT, course_deg=float(g[4]))
     return _position(fix, {})
 
 
@@ -1483,7 +1457,7 @@ def _tlv(ctx: Context, r: Reader) -> list[Message]:
         else:
             _tlv_item(item, value, attrs)
     if attrs.get("event") == 0x12:
-        _add_alarm(attrs, "removing")
+        add_alarm(attrs, "removing")
     if fix is None:
         return [_status_only(ctx, attrs)]
     return [_position(fix, attrs)]
@@ -1567,19 +1541,12 @@ class Gt06Session:
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames; a partial frame is an error."""
-        framer = Framer(lenient=self.options.lenient)
-        framer.feed(data)
-        frames = [self.decode_frame(raw, now) for raw in framer.frames()]
-        if framer.buffered:
-            raise ProtocolError("gt06: datagram ends inside a frame", data)
-        return frames
+        return decode_datagram(Framer(lenient=self.options.lenient), self.decode_frame, data, now)
 
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame; unknown packet types give a Frame without
         messages (and no reply)."""
-        if len(frame) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"gt06: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
-                                bytes(frame[:64]))
+        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         env = parse_envelope(bytes(frame), lenient=self.options.lenient)
         decoder = _DECODERS.get(env.type)
         messages: list[Message] = []
@@ -1745,7 +1712,7 @@ class Gt06Device:
         return device_login(unique_id, serial)
 
     def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        speed_kmh = report.speed_kn * _KMH_PER_KNOT
+        speed_kmh = report.speed_kn * KMH_PER_KNOT
         if report.alarm:
             return device_alarm(serial, report.fix_time, report.latitude, report.longitude,
                                 speed_kmh, report.course_deg, report.alarm)

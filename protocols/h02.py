@@ -70,7 +70,8 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer
+from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.values import cell_tower, network, option_flag
 
 NAME = "h02"
 DEFAULT_LISTEN = ("tcp:5013", "udp:5013")
@@ -283,11 +284,6 @@ class Framer(StreamFramer):
             return KNOWN_BINARY_LENGTHS[-1]
         return None
 
-    def _reject(self, reason: str) -> None:
-        frame = bytes(self._buffer[:64])
-        del self._buffer[:1]
-        raise ProtocolError(f"h02: {reason}", frame)
-
 
 # --------------------------------------------------------------------------
 # Shared decoding helpers
@@ -372,22 +368,8 @@ def _status_attributes(text: str, attrs: dict[str, Any]) -> bool:
 
 
 def _network(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Traccar's network map (cell towers de-duplicated, order kept)."""
-    towers: list[dict[str, Any]] = []
-    for cell in cells:
-        if cell not in towers:
-            towers.append(cell)
-    if not towers:
-        return None
-    return {"radioType": "gsm", "considerIp": False, "cellTowers": towers}
-
-
-def _cell(mcc: int, mnc: int, lac: int, cid: int, rssi: int | None = None) -> dict[str, Any]:
-    cell: dict[str, Any] = {"cellId": cid, "locationAreaCode": lac,
-                            "mobileCountryCode": mcc, "mobileNetworkCode": mnc}
-    if rssi is not None:
-        cell["signalStrength"] = rssi
-    return cell
+    """The shared `network`, but with duplicate cell towers dropped (order kept)."""
+    return network([cell for i, cell in enumerate(cells) if cell not in cells[:i]])
 
 
 @dataclasses.dataclass(slots=True)
@@ -467,7 +449,7 @@ def _extras(extras: list[str], attrs: dict[str, Any], fix: Fix) -> dict[str, Any
         attrs["temp1"] = int(extras[1])
         attrs["fuel"] = float(extras[2])
         fix.altitude_m = float(extras[3])
-        return _network([_cell(0, 0, int(extras[4], 16), int(extras[5], 16))])
+        return _network([cell_tower(0, 0, int(extras[4], 16), int(extras[5], 16))])
     for index, value in enumerate(extras, start=1):
         if value.strip():
             attrs[f"io{index}"] = value.strip()
@@ -573,7 +555,7 @@ def _neighbours(ctx: Context) -> list[Message]:
     end = 8 + 3 * count
     if len(f) < end + 2:
         raise _Malformed("NBR shorter than its cell count")
-    cells = [_cell(mcc, mnc, _int(f[i]), _int(f[i + 1]), -abs(_int(f[i + 2])))
+    cells = [cell_tower(mcc, mnc, _int(f[i]), _int(f[i + 1]), -abs(_int(f[i + 2])))
              for i in range(8, end, 3)]
     attrs: dict[str, Any] = {}
     _status_attributes(f[end + 1], attrs)
@@ -592,7 +574,7 @@ def _lbs(ctx: Context) -> list[Message]:
     end = 6 + 4 * count
     if len(f) < end + 5:
         raise _Malformed("V3 shorter than its cell count")
-    cells = [_cell(mcc, mnc, _int(f[i]), _int(f[i + 1])) for i in range(6, end, 4)]
+    cells = [cell_tower(mcc, mnc, _int(f[i]), _int(f[i + 1])) for i in range(6, end, 4)]
     attrs: dict[str, Any] = {"battery": _int(f[end], 16)}
     _status_attributes(f[end + 4], attrs)
     return [ctx.status_record(attrs, _datetime(f[end + 3], f[3], ctx.now), _network(cells))]
@@ -688,9 +670,6 @@ class Options:
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any] | None) -> Options:
         options = options or {}
-        ack = options.get("ack", False)
-        if isinstance(ack, str):
-            ack = ack.strip().lower() in ("1", "true", "yes", "on")
         try:
             length = int(options.get("messageLength") or options.get("message_length") or 0)
         except (TypeError, ValueError):
@@ -698,7 +677,7 @@ class Options:
                              f"{options.get('messageLength')!r}") from None
         if length and not MIN_BINARY_BYTES <= length <= MAX_BINARY_BYTES:
             raise ValueError(f"h02: messageLength must be {MIN_BINARY_BYTES}..{MAX_BINARY_BYTES}")
-        return cls(ack=bool(ack), message_length=length)
+        return cls(ack=option_flag(options.get("ack", False)), message_length=length)
 
 
 def ack_reply(maker: str, device_id: str, now: dt.datetime) -> bytes:
@@ -729,19 +708,13 @@ class H02Session:
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames."""
-        framer = Framer(message_length=self.options.message_length, datagram=True)
-        framer.feed(data)
-        frames = [self.decode_frame(raw, now) for raw in framer.frames()]
-        if framer.buffered:
-            raise ProtocolError("h02: datagram ends inside a frame", data[:64])
-        return frames
+        return decode_datagram(Framer(message_length=self.options.message_length, datagram=True),
+                               self.decode_frame, data, now)
 
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame (text with or without its "#", or binary)."""
         frame = bytes(frame)
-        if len(frame) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"h02: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
-                                frame[:64])
+        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         if frame[:1] == b"$":
             device_id, messages = _decode_binary(frame, now)
             self._identify(device_id)

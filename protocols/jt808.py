@@ -80,7 +80,8 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer
+from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.values import KMH_PER_KNOT, add_alarm, cell_tower, network, option_flag
 
 NAME = "jt808"
 DEFAULT_LISTEN = ("tcp:5015", "udp:5015")
@@ -94,7 +95,6 @@ ESCAPE = 0x7D
 TEXT_START, TEXT_END = 0x28, 0x29   # "(" and ")" of the e-lock text frames
 MIN_FRAME_BYTES = 15                # delimiters, 12-byte 2013 header, checksum
 GMT8 = dt.timezone(dt.timedelta(hours=8))
-_KMH_PER_KNOT = 1.852
 _COORD_DIVISOR = 1_000_000.0
 
 
@@ -244,7 +244,7 @@ class Framer(StreamFramer):
         frame = b"\x7e" + unescape(bytes(buf[1:end])) + b"\x7e"
         if not self.lenient:
             if len(frame) < MIN_FRAME_BYTES:
-                self._reject(f"frame of {len(frame)} bytes is too short", frame)
+                self._reject(f"frame of {len(frame)} bytes is too short", frame=frame)
             try:
                 _check(frame)
             except ProtocolError:
@@ -264,11 +264,6 @@ class Framer(StreamFramer):
                 self._skip(1)          # a stray "(" in binary data
                 return b""
         return None
-
-    def _reject(self, reason: str, frame: bytes = b"") -> None:
-        del self._buffer[:1]
-        raise ProtocolError(f"jt808: {reason}", frame or bytes(self._buffer[:64]))
-
 
 def split_frames(buffer: bytearray) -> list[bytes]:
     """Remove and return the complete frames at the front of `buffer` (for clients
@@ -393,25 +388,8 @@ def _text(raw: bytes) -> str:
         return raw.decode("gbk", "replace")
 
 
-def _add_alarm(attrs: dict[str, Any], alarm: str | None) -> None:
-    """Append an alarm; several in one record are comma-joined (Traccar's form)."""
-    if alarm:
-        attrs["alarm"] = f"{attrs['alarm']},{alarm}" if "alarm" in attrs else alarm
-
-
 def _mac(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
-
-
-def _network(cells: list[dict[str, Any]], wifi: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not cells and not wifi:
-        return None
-    network: dict[str, Any] = {"radioType": "gsm", "considerIp": False}
-    if cells:
-        network["cellTowers"] = cells
-    if wifi:
-        network["wifiAccessPoints"] = wifi
-    return network
 
 
 # --------------------------------------------------------------------------
@@ -430,10 +408,7 @@ class Options:
     def from_mapping(cls, options: Mapping[str, Any] | None) -> Options:
         options = options or {}
         model = str(options.get("modelOverride") or options.get("model") or "").upper()
-        lenient = options.get("lenient", False)
-        if isinstance(lenient, str):
-            lenient = lenient.strip().lower() in ("1", "true", "yes", "on")
-        return cls(model=model, lenient=bool(lenient))
+        return cls(model=model, lenient=option_flag(options.get("lenient", False)))
 
     @property
     def aovx(self) -> bool:
@@ -450,7 +425,7 @@ class Record:
     wifi: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def network(self) -> dict[str, Any] | None:
-        return _network(self.cells, self.wifi)
+        return network(self.cells, self.wifi)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -491,7 +466,7 @@ MODEL_ALARM_BITS = {"AL300": ((16, "movement"),)}
 def _alarms(flags: int, options: Options, rec: Record) -> None:
     for bit, alarm in ALARM_BITS + MODEL_ALARM_BITS.get(options.model, ()):
         if flags >> bit & 1:
-            _add_alarm(rec.attrs, alarm)
+            add_alarm(rec.attrs, alarm)
 
 
 def _status(status: int, options: Options, rec: Record) -> None:
@@ -530,7 +505,7 @@ def _basic(r: Reader, options: Options, rec: Record) -> Fix:
         longitude = -longitude
     altitude, speed, course = r.s16(), r.u16(), r.u16()
     return Fix(bcd_time(r.take(6)), bool(status & 0x02), latitude, longitude, float(altitude),
-               speed / 10 / _KMH_PER_KNOT, float(course))
+               speed / 10 / KMH_PER_KNOT, float(course))
 
 
 def _position(ctx: Context, fix: Fix, rec: Record) -> Position:
@@ -696,8 +671,7 @@ def _cell_list(r: Reader, n: int, ctx: Context, rec: Record) -> None:
     """Observed: count, then MCC (2), MNC (1), LAC (2), cell id (4), signal (1)."""
     for _ in range(r.u8()):
         mcc, mnc, lac, cid, signal = r.u16(), r.u8(), r.u16(), r.u32(), r.u8()
-        rec.cells.append({"cellId": cid, "locationAreaCode": lac, "mobileCountryCode": mcc,
-                          "mobileNetworkCode": mnc, "signalStrength": -signal})
+        rec.cells.append(cell_tower(mcc, mnc, lac, cid, -signal))
 
 
 @_item(0x63)
@@ -825,8 +799,7 @@ def _e1(r: Reader, n: int, ctx: Context, rec: Record) -> None:
         rec.attrs["driverUniqueId"] = str(r.u32())
     elif n == 12:
         mcc, mnc, lac, cid = r.u16(), r.u16(), r.uint(3), r.u32()
-        rec.cells.append({"cellId": cid, "locationAreaCode": lac, "mobileCountryCode": mcc,
-                          "mobileNetworkCode": mnc, "signalStrength": -r.u8()})
+        rec.cells.append(cell_tower(mcc, mnc, lac, cid, -r.u8()))
 
 
 @_item(0xE2)
@@ -891,7 +864,7 @@ def _jc371(r: Reader, rec: Record) -> None:
     """Event (1), then blocks of id (1), length (1): 0x03 battery block (charging,
     level 0..6, battery 0.01 V, signal, power 0.01 V); 0x05 items of id (2),
     length (1) with 0x2001 power 0.1 V and 0x0007 HDOP x10."""
-    _add_alarm(rec.attrs, _JC371_EVENTS.get(r.u8()))
+    add_alarm(rec.attrs, _JC371_EVENTS.get(r.u8()))
     while r.remaining() >= 2:
         block, length = r.u8(), r.u8()
         value = Reader(r.take(length), NAME)
@@ -946,9 +919,9 @@ def _eb_alarm_flags(data: bytes, rec: Record) -> None:
     """0x0089, active low: bit 0 power off, bit 12 removal."""
     flags = int.from_bytes(data[:4], "big")
     if not flags & 0x0001:
-        _add_alarm(rec.attrs, "powerOff")
+        add_alarm(rec.attrs, "powerOff")
     if not flags & 0x1000:
-        _add_alarm(rec.attrs, "removing")
+        add_alarm(rec.attrs, "removing")
 
 
 def _eb_status_flags(data: bytes, rec: Record) -> None:
@@ -956,7 +929,7 @@ def _eb_status_flags(data: bytes, rec: Record) -> None:
     (low = moving)."""
     flags = int.from_bytes(data[:4], "big")
     if not flags & 0x40:
-        _add_alarm(rec.attrs, "vibration")
+        add_alarm(rec.attrs, "vibration")
     if not flags & 0x01000000:
         rec.attrs["motion"] = not flags & 0x00800000
 
@@ -994,8 +967,7 @@ def _aovx_cells(r: Reader, n: int, ctx: Context, rec: Record) -> None:
     """AOVX: 13-byte cells of MCC (2), MNC (2), cell id (4), LAC (4), signal (1)."""
     for _ in range(n // 13):
         mcc, mnc, cid, lac, signal = r.u16(), r.u16(), r.u32(), r.u32(), r.u8()
-        rec.cells.append({"cellId": cid, "locationAreaCode": lac, "mobileCountryCode": mcc,
-                          "mobileNetworkCode": mnc, "signalStrength": -signal})
+        rec.cells.append(cell_tower(mcc, mnc, lac, cid, -signal))
 
 
 @_item(0xF1)
@@ -1132,7 +1104,7 @@ def _fe(r: Reader, n: int, ctx: Context, rec: Record) -> None:
             flags = r.u32()
             for bit, alarm in _DRIVING_ALARMS:
                 if flags >> bit & 1:
-                    _add_alarm(rec.attrs, alarm)
+                    add_alarm(rec.attrs, alarm)
         elif item == 0xF1:
             r.skip(12)
             rec.attrs["batteryLevel"] = r.u8()
@@ -1426,7 +1398,7 @@ def _transparent_tags(ctx: Context, r: Reader) -> list[Message]:
         rec.attrs[f"tag{index}Data"] = r.take(min(r.u8(), r.remaining())).hex()
     fix = Fix(time, bool(status & 0x02), -latitude if status & 0x04 else latitude,
               -longitude if status & 0x08 else longitude, float(altitude),
-              speed / 10 / _KMH_PER_KNOT, float(course))
+              speed / 10 / KMH_PER_KNOT, float(course))
     return [_position(ctx, fix, rec)]
 
 
@@ -1477,8 +1449,7 @@ def _lock_report(ctx: Context, p: Parsed) -> list[Message]:
     r.skip(2)
     cid, lac = r.u16(), r.u16()
     if cid or lac:
-        rec.cells.append({"cellId": cid, "locationAreaCode": lac, "mobileCountryCode": 0,
-                          "mobileNetworkCode": 0})
+        rec.cells.append(cell_tower(0, 0, lac, cid))
     r.skip(1)
     status = r.u16()
     rec.attrs["blocked"] = bool(status & 0x01)
@@ -1486,7 +1457,7 @@ def _lock_report(ctx: Context, p: Parsed) -> list[Message]:
     r.skip(2)
     _lock_items(r, rec)
     fix = Fix(time, bool(index & 0x02), latitude if flags & 0x02 else -latitude,
-              longitude if flags & 0x04 else -longitude, 0.0, speed_kmh / _KMH_PER_KNOT,
+              longitude if flags & 0x04 else -longitude, 0.0, speed_kmh / KMH_PER_KNOT,
               float(course))
     return [_position(ctx, fix, rec)]
 
@@ -1560,20 +1531,13 @@ class Jt808Session:
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames; a partial frame is an error."""
-        framer = Framer(lenient=self.options.lenient)
-        framer.feed(data)
-        frames = [self.decode_frame(raw, now) for raw in framer.frames()]
-        if framer.buffered:
-            raise ProtocolError("jt808: datagram ends inside a frame", data[:64])
-        return frames
+        return decode_datagram(Framer(lenient=self.options.lenient), self.decode_frame, data, now)
 
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one frame as the framer delivers it (see the module docstring):
         unknown message ids give a Frame without messages (acknowledged)."""
         frame = bytes(frame)
-        if len(frame) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"jt808: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
-                                frame[:64])
+        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         if frame[:1] == b"(":
             self.unique_id = text_frame_id(frame)
             return _text_frame(Context(self.options, now, self.unique_id), frame)
@@ -1704,7 +1668,7 @@ def device_location(unique_id: str, serial: int, report: DeviceReport, satellite
     body = (alarm.to_bytes(4, "big") + status.to_bytes(4, "big")
             + round(abs(report.latitude) * _COORD_DIVISOR).to_bytes(4, "big")
             + round(abs(report.longitude) * _COORD_DIVISOR).to_bytes(4, "big")
-            + bytes(2) + min(0xFFFF, round(report.speed_kn * _KMH_PER_KNOT * 10)).to_bytes(2, "big")
+            + bytes(2) + min(0xFFFF, round(report.speed_kn * KMH_PER_KNOT * 10)).to_bytes(2, "big")
             + (round(report.course_deg) % 360).to_bytes(2, "big")
             + bytes.fromhex(local.strftime("%y%m%d%H%M%S"))
             + b"\x01\x04" + bytes(4) + b"\x30\x01\x1f\x31\x01" + bytes([satellites & 0xFF]))

@@ -81,7 +81,8 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer
+from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.values import KMH_PER_KNOT, cell_tower, network, option_flag
 
 NAME = "meitrack"
 DEFAULT_LISTEN = ("tcp:5020", "udp:5020")
@@ -92,7 +93,6 @@ buffered binary reports and photo packets stay within a few kB."""
 DEVICE_START = b"$$"
 SERVER_START = b"@@"
 STOP = b"\r\n"
-_KMH_PER_KNOT = 1.852
 _EPOCH_2000 = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _HEAD = re.compile(rb"(\$\$|@@)([\x41-\x7a])(\d{1,5}),")
 _PARTIAL_HEAD = re.compile(rb"(?:\$\$|@@)(?:[\x41-\x7a]\d{0,5})?")
@@ -164,23 +164,18 @@ class Framer(StreamFramer):
             self._skip(1)
         total = match.end() - 1 + int(match.group(3))
         if total > self.max_frame_bytes:
-            self._reject(f"declared frame size {total} exceeds {self.max_frame_bytes}")
+            self._reject(f"declared frame size {total} exceeds {self.max_frame_bytes}", drop=2)
         if int(match.group(3)) < _MIN_LENGTH:
-            self._reject(f"length field {int(match.group(3))} too small")
+            self._reject(f"length field {int(match.group(3))} too small", drop=2)
         if len(buf) < total:
             return None
         frame = bytes(buf[:total])
         if frame[-2:] != STOP or frame[-5:-4] != b"*":
-            self._reject("length field does not end at '*XX\\r\\n'")
+            self._reject("length field does not end at '*XX\\r\\n'", drop=2)
         if not self.lenient and not _checksum_ok(frame):
-            self._reject("bad checksum")
+            self._reject("bad checksum", drop=2)
         del buf[:total]
         return frame
-
-    def _reject(self, reason: str) -> None:
-        head = bytes(self._buffer[:64])
-        del self._buffer[:2]
-        raise ProtocolError(f"meitrack: {reason}", head)
 
 
 def _checksum_ok(frame: bytes) -> bool:
@@ -276,22 +271,7 @@ def _cell(mcc: int, mnc: int, lac: int, cid: int, signal: int | None) -> dict[st
     """A cell tower in Traccar's shape; None for "no cell" (MCC 0 or no ids)."""
     if not 0 < mcc < 1000 or (lac == 0 and cid == 0):
         return None
-    tower: dict[str, Any] = {"cellId": cid, "locationAreaCode": lac,
-                             "mobileCountryCode": mcc, "mobileNetworkCode": mnc}
-    if signal is not None:
-        tower["signalStrength"] = signal
-    return tower
-
-
-def _network(cells: list[dict[str, Any]], wifi: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not cells and not wifi:
-        return None
-    network: dict[str, Any] = {"radioType": "gsm", "considerIp": False}
-    if cells:
-        network["cellTowers"] = cells
-    if wifi:
-        network["wifiAccessPoints"] = wifi
-    return network
+    return cell_tower(mcc, mnc, lac, cid, signal)
 
 
 # --------------------------------------------------------------------------
@@ -416,9 +396,9 @@ def _text_report(env: Envelope, *, confirm_mode: bool) -> list[Message]:
     cell = _text_cell(values[13], _int(values[6]))
     return [Position(
         fix_time=fix_time, valid=values[4].strip() == "A", latitude=latitude, longitude=longitude,
-        altitude_m=_float(values[10]) or 0.0, speed_kn=(_float(values[7]) or 0.0) / _KMH_PER_KNOT,
+        altitude_m=_float(values[10]) or 0.0, speed_kn=(_float(values[7]) or 0.0) / KMH_PER_KNOT,
         course_deg=_float(values[8]) or 0.0, device_time=fix_time, attributes=attrs,
-        network=_network([cell] if cell else [], []), unique_id=env.imei)]
+        network=network([cell] if cell else [], []), unique_id=env.imei)]
 
 
 def _text_numbers(attrs: dict[str, Any], values: list[str]) -> None:
@@ -478,7 +458,7 @@ class _Record:
             fix_time=when, valid=self.valid and not outdated, latitude=self.latitude or 0.0,
             longitude=self.longitude or 0.0, altitude_m=self.altitude_m, speed_kn=self.speed_kn,
             course_deg=self.course_deg, device_time=when, outdated=outdated,
-            attributes=self.attrs, network=_network(self.cells, self.wifi), unique_id=imei)
+            attributes=self.attrs, network=network(self.cells, self.wifi), unique_id=imei)
 
 
 def _scaled(key: str, divisor: float) -> Callable[[_Record, bytes], None]:
@@ -508,7 +488,7 @@ def _put_lock(record: _Record, raw: bytes) -> None:
 
 
 def _put_speed(record: _Record, raw: bytes) -> None:
-    record.speed_kn = _unsigned(raw) / _KMH_PER_KNOT
+    record.speed_kn = _unsigned(raw) / KMH_PER_KNOT
 
 
 def _put_course(record: _Record, raw: bytes) -> None:
@@ -630,7 +610,7 @@ def _ccc_record(data: bytes, imei: str, now: dt.datetime) -> Position:
     record.valid = r.uint(1) == 1
     record.attrs["sat"] = r.uint(1)
     gsm = r.uint(1)
-    record.speed_kn = r.uint(2) / _KMH_PER_KNOT
+    record.speed_kn = r.uint(2) / KMH_PER_KNOT
     record.course_deg = float(r.uint(2))
     record.attrs["hdop"] = r.uint(2) / 10
     record.altitude_m = float(r.sint(2))
@@ -675,10 +655,7 @@ class Options:
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any] | None) -> Options:
-        lenient = (options or {}).get("lenient", False)
-        if isinstance(lenient, str):
-            lenient = lenient.strip().lower() in ("1", "true", "yes", "on")
-        return cls(lenient=bool(lenient))
+        return cls(lenient=option_flag((options or {}).get("lenient", False)))
 
 
 class MeitrackSession:
@@ -700,18 +677,11 @@ class MeitrackSession:
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames; a partial frame is an error."""
-        framer = Framer(lenient=self.options.lenient)
-        framer.feed(data)
-        frames = [self.decode_frame(raw, now) for raw in framer.frames()]
-        if framer.buffered:
-            raise ProtocolError("meitrack: datagram ends inside a frame", data[:64])
-        return frames
+        return decode_datagram(Framer(lenient=self.options.lenient), self.decode_frame, data, now)
 
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame (its CR LF may be absent)."""
-        if len(frame) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"meitrack: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
-                                bytes(frame[:64]))
+        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         env = parse_frame(bytes(frame), lenient=self.options.lenient)
         self.unique_id = env.imei
         messages = _messages(env, now)
@@ -809,7 +779,7 @@ def device_report(imei: str, serial: int, report: DeviceReport) -> bytes:
     fields = [
         "AAA", str(event), f"{report.latitude:.6f}", f"{report.longitude:.6f}",
         t.strftime("%y%m%d%H%M%S"), "A" if report.valid else "V", "8", "20",
-        f"{report.speed_kn * _KMH_PER_KNOT:.1f}", str(round(report.course_deg) % 360), "1.0", "0",
+        f"{report.speed_kn * KMH_PER_KNOT:.1f}", str(round(report.course_deg) % 360), "1.0", "0",
         "0", "0", "0|0|0000|0000", "0000", "0000|0000|0000|0190|04B0", "",
     ]
     return build_frame(DEVICE_START, flag_for(serial), imei, ",".join(fields))

@@ -55,13 +55,13 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.values import MPS_PER_KNOT, cell_tower, network
 
 NAME = "osmand"
 DEFAULT_LISTEN = ("http:5055",)
 MAX_FRAME_BYTES = 65536
 """Largest request accepted (URL plus body): a Traccar Client batch is a few kB."""
 
-_KNOTS_PER_MPS = 3600 / 1852
 _MAX_ID_LENGTH = 128
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _INTEGER = re.compile(r" *-?[0-9]{1,10} *")
@@ -123,27 +123,13 @@ def _check_coordinates(latitude: float, longitude: float) -> None:
         raise ProtocolError(f"osmand: coordinates out of range: {latitude}, {longitude}")
 
 
-def _network(cells: list[dict[str, Any]], wifi: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not cells and not wifi:
-        return None
-    network: dict[str, Any] = {"radioType": "gsm", "considerIp": False}
-    if cells:
-        network["cellTowers"] = cells
-    if wifi:
-        network["wifiAccessPoints"] = wifi
-    return network
-
-
 def _cell(value: str) -> dict[str, Any]:
     """``mcc,mnc,lac,cid[,signal dBm]``."""
     parts = value.split(",")
     if len(parts) not in (4, 5) or not all(_INTEGER.fullmatch(p) for p in parts):
         raise ProtocolError(f"osmand: bad cell {value[:60]!r}", value[:80].encode())
     mcc, mnc, lac, cid, *signal = (int(p) for p in parts)
-    tower = {"cellId": cid, "locationAreaCode": lac, "mobileCountryCode": mcc, "mobileNetworkCode": mnc}
-    if signal:
-        tower["signalStrength"] = signal[0]
-    return tower
+    return cell_tower(mcc, mnc, lac, cid, signal[0] if signal else None)
 
 
 def _wifi(value: str) -> dict[str, Any]:
@@ -177,16 +163,16 @@ class Draft:
 
     def position(self, now: dt.datetime) -> Position:
         time = self.time or now
-        network = _network(self.cells, self.wifi)
+        cells = network(self.cells, self.wifi)
         if self.latitude is None or self.longitude is None:
             return Position(fix_time=time, valid=self.valid, latitude=0.0, longitude=0.0, device_time=time,
-                            outdated=True, attributes=self.attributes, network=network,
+                            outdated=True, attributes=self.attributes, network=cells,
                             unique_id=self.unique_id)
         _check_coordinates(self.latitude, self.longitude)
         return Position(fix_time=time, valid=self.valid, latitude=self.latitude, longitude=self.longitude,
                         altitude_m=self.altitude_m, speed_kn=self.speed_kn, course_deg=self.course_deg,
                         accuracy_m=self.accuracy_m, device_time=time, attributes=self.attributes,
-                        network=network, unique_id=self.unique_id)
+                        network=cells, unique_id=self.unique_id)
 
 
 def _location(draft: Draft, value: str) -> None:
@@ -304,7 +290,7 @@ def _json_coords(draft: Draft, coords: Mapping[str, Any]) -> None:
         draft.latitude, draft.longitude = latitude, longitude
     speed = _json_number(coords.get("speed"))
     if speed is not None and speed >= 0:
-        draft.speed_kn = speed * _KNOTS_PER_MPS
+        draft.speed_kn = speed / MPS_PER_KNOT
     heading = _json_number(coords.get("heading"))
     if heading is not None and heading >= 0:
         draft.course_deg = heading % 360

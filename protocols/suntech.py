@@ -84,6 +84,8 @@ from protocols.base import (
 )
 from protocols.binary import Reader
 from protocols.framing import StreamDecoder, StreamFramer
+from protocols.values import KMH_PER_KNOT, cell_tower
+from protocols.values import network as _network
 
 NAME = "suntech"
 DEFAULT_LISTEN = ("tcp:5011", "udp:5011")
@@ -93,7 +95,6 @@ command answers such as ``PresetA`` (~700) and UEX reports (up to 500 data bytes
 
 STX = 0x02
 ETX = 0x03
-_KMH_PER_KNOT = 1.852
 _TEXT_START = frozenset(range(0x20, 0x7F))
 _SEPARATORS = frozenset(b"\r\n")
 _CONTROL = bytes([*range(0x20), 0x7F])
@@ -167,7 +168,8 @@ _KNOWN_HEADER = re.compile(r"(?:[A-Z]{2}[0-9]{3,4})?(?:STT|ALT|EMG|EVT|ALV|UEX|H
 # --------------------------------------------------------------------------
 
 def _flag(value: Any) -> int:
-    """A setting as an integer: booleans, numbers and "true"/"false"/"2" strings."""
+    """A setting as an integer: booleans, numbers and "true"/"false"/"2" strings
+    (unlike values.option_flag it keeps numbers: hbm and protocolType are 0-2)."""
     if isinstance(value, str):
         text = value.strip().lower()
         if text in ("true", "yes", "on"):
@@ -349,11 +351,6 @@ class Framer(StreamFramer):
             return frame
         return _RESYNC if buf else None
 
-    def _reject(self, reason: str) -> None:
-        head = bytes(self._buffer[:64])
-        del self._buffer[:1]
-        raise ProtocolError(f"suntech: {reason}", head)
-
 
 def _plausible_zip_start(head: bytes, legacy: bool) -> bool:
     """What the first bytes of a zip frame allow to check: a legacy report
@@ -450,18 +447,9 @@ def _find_coordinates(fields: Fields, start: int, cell_sizes: tuple[int, ...] = 
 Tower = dict[str, Any]
 
 
-def _network(towers: list[Tower]) -> dict[str, Any] | None:
-    if not towers:
-        return None
-    return {"radioType": "gsm", "considerIp": False, "cellTowers": towers}
-
-
 def _tower(cell_id: int, lac: int, mcc: int, mnc: int, signal: int | None = None) -> Tower:
-    tower = {"cellId": cell_id, "locationAreaCode": lac, "mobileCountryCode": mcc,
-             "mobileNetworkCode": mnc}
-    if signal is not None:
-        tower["signalStrength"] = signal
-    return tower
+    """values.cell_tower with Suntech's field order (cell id, LAC, MCC, MNC)."""
+    return cell_tower(mcc, mnc, lac, cell_id, signal)
 
 
 def _io(attrs: dict[str, Any], io: str) -> None:
@@ -591,7 +579,7 @@ def _legacy_standard(fields: Fields, date: int, kind: str, unique_id: str, ctx: 
 
 
 def _speed(fields: Fields, index: int) -> float:
-    return _float(fields, index, "speed") / _KMH_PER_KNOT if fields[index] else 0.0
+    return _float(fields, index, "speed") / KMH_PER_KNOT if fields[index] else 0.0
 
 
 def _course(fields: Fields, index: int) -> float:
@@ -1044,7 +1032,7 @@ def decode_zip(frame: bytes, ctx: Context) -> Decoded:
         attrs[key] = bool(io >> bit & 1)
     _zip_tail(r, ZipHeader(header), attrs)
     position = Position(fix_time=time, valid=bool(flags & 0x80), latitude=-lat if flags & 0x40 else lat,
-                        longitude=-lon if flags & 0x20 else lon, speed_kn=speed_kmh / _KMH_PER_KNOT,
+                        longitude=-lon if flags & 0x20 else lon, speed_kn=speed_kmh / KMH_PER_KNOT,
                         course_deg=course, device_time=time, attributes=attrs, unique_id=unique_id)
     return Decoded((position,))
 
@@ -1141,7 +1129,7 @@ def _universal_zip_position(raw: dict[int, bytes], attrs: dict[str, Any], unique
     speed_kmh = int.from_bytes(raw[12], "big") / 100 if 12 in raw else 0.0
     course = int.from_bytes(raw[13], "big") / 100 if 13 in raw else 0.0
     return Position(fix_time=time, valid=raw.get(15) == b"\x01", latitude=_signed_magnitude(raw[10]),
-                    longitude=_signed_magnitude(raw[11]), speed_kn=speed_kmh / _KMH_PER_KNOT,
+                    longitude=_signed_magnitude(raw[11]), speed_kn=speed_kmh / KMH_PER_KNOT,
                     course_deg=course, device_time=time, attributes=attrs, network=network,
                     unique_id=unique_id)
 
@@ -1170,7 +1158,9 @@ class SuntechSession:
         return self._stream.receive(data, now)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """UDP: one datagram of whole reports (the last may lack its ``\\r``)."""
+        """UDP: one datagram of whole reports (the last may lack its ``\\r``).
+        Not framing.decode_datagram: a trailing text report without delimiter
+        is decoded (Framer.flush), not refused."""
         framer = Framer()
         framer.feed(data)
         frames = []
@@ -1196,6 +1186,7 @@ class SuntechSession:
         return Frame(messages=decoded.messages, reply=decoded.reply, raw=frame)
 
     def _decode(self, frame: bytes, now: dt.datetime) -> Decoded:
+        # not framing.check_frame_size: a text report may bring its CR LF on top
         if len(frame) > MAX_FRAME_BYTES + 2:
             raise ProtocolError(f"suntech: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
                                 frame[:64])
@@ -1263,7 +1254,7 @@ def _device_common(header: str, unique_id: str, report: DeviceReport) -> str:
     if not unique_id or not unique_id.isalnum():
         raise ValueError(f"Suntech device id must be letters and digits: {unique_id!r}")
     t = report.fix_time.astimezone(dt.UTC)
-    speed_kmh = max(0.0, report.speed_kn * _KMH_PER_KNOT)
+    speed_kmh = max(0.0, report.speed_kn * KMH_PER_KNOT)
     return (f"{header};{unique_id};04;100;{t:%Y%m%d};{t:%H:%M:%S};00000;"
             f"{report.latitude:+010.6f};{report.longitude:+011.6f};{speed_kmh:07.3f};"
             f"{report.course_deg % 360:06.2f};{8 if report.valid else 0};{1 if report.valid else 0};"

@@ -73,7 +73,8 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer
+from protocols.framing import StreamDecoder, StreamFramer, check_frame_size
+from protocols.values import KMH_PER_KNOT, add_alarm, cell_tower, network, option_flag
 
 NAME = "teltonika"
 DEFAULT_LISTEN = ("tcp:5027", "udp:5027")
@@ -85,7 +86,6 @@ MAX_IMEI_DIGITS = 20
 PING = b"\xff"
 ACCEPT = b"\x01"
 PREAMBLE = b"\x00\x00\x00\x00"
-_KMH_PER_KNOT = 1.852
 _GH_EPOCH = dt.datetime(2007, 1, 1, tzinfo=dt.UTC)
 _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _FMB_PLATFORM = ("FMB", "FMC", "FMM", "FMT", "FMU", "FMP")
@@ -249,9 +249,9 @@ class Framer(StreamFramer):
             return None
         total = 12 + int.from_bytes(buf[4:8], "big")
         if total > self.max_frame_bytes:
-            self._reject(f"declared packet size {total} exceeds {self.max_frame_bytes}")
+            self._reject(f"declared packet size {total} exceeds {self.max_frame_bytes}", 4)
         if total < 15:
-            self._reject(f"data length {total - 12} too small for codec id and counts")
+            self._reject(f"data length {total - 12} too small for codec id and counts", 4)
         if len(buf) < total:
             return None
         frame = bytes(buf[:total])
@@ -282,12 +282,6 @@ class Framer(StreamFramer):
             later = buf.find(PREAMBLE, later + 1)
         return -1
 
-    def _reject(self, reason: str) -> None:
-        head = bytes(self._buffer[:64])
-        del self._buffer[:4]
-        raise ProtocolError(f"teltonika: {reason}", head)
-
-
 def _crc_ok(frame: bytes) -> bool:
     return crc16_ibm(frame[8:-4]) == int.from_bytes(frame[-4:], "big")
 
@@ -304,11 +298,6 @@ def _ms_time(ms: int) -> dt.datetime:
         raise ProtocolError(f"teltonika: timestamp {ms} ms out of range") from exc
 
 
-def _add_alarm(attrs: dict[str, Any], alarm: str) -> None:
-    """Append an alarm; several in one record are comma-joined (Traccar's form)."""
-    attrs["alarm"] = f"{attrs['alarm']},{alarm}" if "alarm" in attrs else alarm
-
-
 def _printable(data: bytes) -> bool:
     return all(0x20 <= b <= 0x7E or b in (0x09, 0x0A, 0x0D) for b in data)
 
@@ -316,12 +305,6 @@ def _printable(data: bytes) -> bool:
 # --------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Options:
@@ -336,8 +319,8 @@ class Options:
     def from_mapping(cls, options: Mapping[str, Any] | None) -> Options:
         options = options or {}
         model = str(options.get("modelOverride") or options.get("model") or "").upper()
-        return cls(model=model, extended=_flag(options.get("extended", False)),
-                   lenient=_flag(options.get("lenient", False)))
+        return cls(model=model, extended=option_flag(options.get("extended", False)),
+                   lenient=option_flag(options.get("lenient", False)))
 
     @property
     def fmb(self) -> bool:
@@ -411,19 +394,19 @@ def _green_driving(element: IoElement, state: RecordState) -> None:
     """Green driving type (253): 1 acceleration, 2 braking, 3 cornering."""
     alarm = _GREEN_DRIVING.get(element.value)
     if alarm:
-        _add_alarm(state.attrs, alarm)
+        add_alarm(state.attrs, alarm)
 
 
 def _panic(element: IoElement, state: RecordState) -> None:
     """Alarm (236): 1 = the alarm (panic) button or scenario fired."""
     if element.value:
-        _add_alarm(state.attrs, "sos")
+        add_alarm(state.attrs, "sos")
 
 
 def _crash(element: IoElement, state: RecordState) -> None:
     """FMB crash detection (247): any non-zero value is a crash (trace kinds 1..6)."""
     if element.value:
-        _add_alarm(state.attrs, "accident")
+        add_alarm(state.attrs, "accident")
 
 
 def _fmb_speed(element: IoElement, state: RecordState) -> None:
@@ -653,7 +636,7 @@ def _avl_record(r: Reader, layout: Layout, options: Options) -> Position:
         speed_kmh = state.speed_kmh
     return Position(fix_time=time, device_time=time, valid=satellites != 0,
                     latitude=latitude, longitude=longitude, altitude_m=float(altitude),
-                    speed_kn=speed_kmh / _KMH_PER_KNOT, course_deg=float(course),
+                    speed_kn=speed_kmh / KMH_PER_KNOT, course_deg=float(course),
                     attributes=state.attrs)
 
 
@@ -679,7 +662,7 @@ def _gh_record(r: Reader, options: Options) -> Position:
                         outdated=True, attributes=attrs)
     return Position(fix_time=time, device_time=time, valid=attrs.get("sat", 1) != 0,
                     latitude=fix["latitude"], longitude=fix["longitude"],
-                    altitude_m=fix["altitude"], speed_kn=fix["speed"] / _KMH_PER_KNOT,
+                    altitude_m=fix["altitude"], speed_kn=fix["speed"] / KMH_PER_KNOT,
                     course_deg=fix["course"], attributes=attrs, network=fix["network"])
 
 
@@ -707,9 +690,7 @@ def _gh_gps(r: Reader, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs["operator"] = r.u32()
     if cell is not None:
         operator = attrs.get("operator", 0)
-        fix["network"] = {"radioType": "gsm", "considerIp": False, "cellTowers": [{
-            "cellId": cell[1], "locationAreaCode": cell[0],
-            "mobileCountryCode": operator // 100, "mobileNetworkCode": operator % 100}]}
+        fix["network"] = network([cell_tower(operator // 100, operator % 100, cell[0], cell[1])])
     return fix
 
 
@@ -911,14 +892,15 @@ class TeltonikaSession:
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram holds one AVL (or Codec 12) packet with its header."""
-        self._check_size(data)
+        # not framing.decode_datagram: a datagram is one UDP packet, not a run of TCP frames
+        check_frame_size(NAME, data, MAX_FRAME_BYTES)
         return [self._decode_udp(bytes(data), now)]
 
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one frame: a ping, an IMEI hello, a TCP packet or a UDP datagram
         (told apart by their first bytes)."""
         frame = bytes(frame)
-        self._check_size(frame)
+        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         if frame == PING:
             return Frame(messages=(), raw=frame)
         if frame[:4] == PREAMBLE and len(frame) >= 8:
@@ -931,11 +913,6 @@ class TeltonikaSession:
     def encode_command(self, command: Command, now: dt.datetime) -> bytes:
         """A Codec 12 command packet with the command's text (see COMMAND_TEXTS)."""
         return command_frame(command_text(command))
-
-    def _check_size(self, frame: bytes) -> None:
-        if len(frame) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"teltonika: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
-                                bytes(frame[:64]))
 
     def _decode_tcp(self, frame: bytes, now: dt.datetime) -> Frame:
         declared = int.from_bytes(frame[4:8], "big")
@@ -1108,7 +1085,7 @@ class TeltonikaDevice:
 
     def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
         record = device_record(report.fix_time, report.latitude, report.longitude,
-                               speed_kmh=report.speed_kn * _KMH_PER_KNOT,
+                               speed_kmh=report.speed_kn * KMH_PER_KNOT,
                                course_deg=report.course_deg, valid=report.valid, alarm=report.alarm)
         return device_avl([record])
 

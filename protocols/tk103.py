@@ -63,7 +63,8 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer
+from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.values import KMH_PER_KNOT, cell_tower, knots_from_kmh, network
 
 NAME = "tk103"
 DEFAULT_LISTEN = ("tcp:5002", "udp:5002")
@@ -73,7 +74,6 @@ BMS data and free-text answers stay well below this."""
 
 START = ord("(")
 END = ord(")")
-_KMH_PER_KNOT = 1.852
 
 
 @enum.unique
@@ -150,9 +150,7 @@ class Framer(StreamFramer):
         end = _frame_end(buf, self.max_frame_bytes)
         if end < 0:
             if len(buf) >= self.max_frame_bytes:
-                frame = bytes(buf[:64])
-                del buf[:1]
-                raise ProtocolError(f"tk103: no ')' within {self.max_frame_bytes} bytes", frame)
+                self._reject(f"no ')' within {self.max_frame_bytes} bytes")
             return None
         frame = bytes(buf[:end + 1])
         del buf[:end + 1]
@@ -224,28 +222,14 @@ def _battery_level(level: int) -> int | None:
     return level if 6 < level <= 100 else None
 
 
+def _unique(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [item for i, item in enumerate(items) if item not in items[:i]]
+
+
 def _network(cells: list[dict[str, Any]], wifi: list[dict[str, Any]] | None = None
              ) -> dict[str, Any] | None:
-    towers: list[dict[str, Any]] = []
-    for cell in cells:
-        if cell not in towers:
-            towers.append(cell)
-    points: list[dict[str, Any]] = []
-    for point in wifi or []:
-        if point not in points:
-            points.append(point)
-    if not towers and not points:
-        return None
-    network: dict[str, Any] = {"radioType": "gsm", "considerIp": False}
-    if towers:
-        network["cellTowers"] = towers
-    if points:
-        network["wifiAccessPoints"] = points
-    return network
-
-
-def _cell(mcc: int, mnc: int, lac: int, cid: int) -> dict[str, Any]:
-    return {"cellId": cid, "locationAreaCode": lac, "mobileCountryCode": mcc, "mobileNetworkCode": mnc}
+    """The shared `network`, but with duplicate cells and access points dropped (order kept)."""
+    return network(_unique(cells), _unique(wifi or []))
 
 
 # --------------------------------------------------------------------------
@@ -266,7 +250,7 @@ _LOCATION_SHORT = re.compile(_FIX + r"(?P<course>[ \d.]{0,6})", re.S)
 def _fix_of(match: re.Match[str], *, day_first: bool = False) -> Fix:
     fix = Fix(_date_time(match["date"], match["time"], day_first=day_first), match["valid"] == "A",
               _coordinate(match["lat"], match["ns"]), _coordinate(match["lon"], match["ew"]))
-    fix.speed_kn = _number(match["speed"]) / _KMH_PER_KNOT
+    fix.speed_kn = knots_from_kmh(_number(match["speed"]))
     course = match["course"].strip()
     fix.course_deg = _number(course) if course else 0.0
     return fix
@@ -372,12 +356,12 @@ def _lbs(ctx: Context) -> list[Message]:
     fields = ctx.body.lstrip(",").split(",")
     if len(fields) < 4:
         raise _Malformed("BZ00 too short")
-    cell = _cell(int(fields[0]), int(fields[1]), int(fields[2], 16), int(fields[3], 16))
+    cell = cell_tower(int(fields[0]), int(fields[1]), int(fields[2], 16), int(fields[3], 16))
     return [ctx.status_record({}, network=_network([cell]))]
 
 
 def _lbs_braces(ctx: Context, body: str) -> list[Message]:
-    cells = [_cell(*map(int, found))
+    cells = [cell_tower(*map(int, found))
              for found in re.findall(r"\{(\d+),(\d+),(\d+),(\d+)\}", body)]
     attrs: dict[str, Any] = {}
     if match := re.search(r",([0-9A-Fa-f]{8})\s*$", body):
@@ -505,7 +489,7 @@ def _comma_fix(fields: list[str]) -> Fix:
     lat, lon = fields[2].strip(), fields[3].strip()
     fix = Fix(_date_time(fields[0], fields[5], day_first=True), fields[1] == "A",
               _coordinate(lat[:-1], lat[-1:]), _coordinate(lon[:-1], lon[-1:]))
-    fix.speed_kn = _number(fields[4]) / _KMH_PER_KNOT
+    fix.speed_kn = knots_from_kmh(_number(fields[4]))
     fix.course_deg = _number(fields[6]) if fields[6].strip() else 0.0
     return fix
 
@@ -562,7 +546,7 @@ def _cells_and_wifi(ctx: Context) -> list[Message]:
     wifi = [_wifi(item) for item in f[5:5 + count]]
     when = _date_time(f[5 + count], f[6 + count], day_first=True)
     attrs = {"alarm": _EVENT_ALARMS[ctx.word[3:]]} if ctx.word[3:] in _EVENT_ALARMS else {}
-    cell = _cell(int(f[0]), int(f[1]), int(f[2]), int(f[3]))
+    cell = cell_tower(int(f[0]), int(f[1]), int(f[2]), int(f[3]))
     return [ctx.status_record(attrs, when, _network([cell], wifi), fix_time=when)]
 
 
@@ -641,20 +625,13 @@ class Tk103Session:
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames; a partial frame is an error."""
-        framer = Framer()
-        framer.feed(data)
-        frames = [self.decode_frame(raw, now) for raw in framer.frames()]
-        if framer.buffered:
-            raise ProtocolError("tk103: datagram ends inside a frame", data[:64])
-        return frames
+        return decode_datagram(Framer(), self.decode_frame, data, now)
 
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame; a known message whose fields do not parse,
         or an unknown one without a location, gives a Frame without messages."""
         frame = bytes(frame)
-        if len(frame) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"tk103: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
-                                frame[:64])
+        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         ctx = split_frame(frame, now)
         self.unique_id = ctx.device_id
         try:
@@ -725,7 +702,7 @@ def _ddmm(value: float, degree_digits: int) -> str:
 def device_location_body(report: DeviceReport, ignition: bool = True) -> str:
     """The standard location body of a report (speed in km/h, one decimal)."""
     t = report.fix_time.astimezone(dt.UTC)
-    speed_kmh = min(report.speed_kn * _KMH_PER_KNOT, 999.9)
+    speed_kmh = min(report.speed_kn * KMH_PER_KNOT, 999.9)
     return (f"{t:%y%m%d}{'A' if report.valid else 'V'}"
             f"{_ddmm(report.latitude, 2)}{'N' if report.latitude >= 0 else 'S'}"
             f"{_ddmm(report.longitude, 3)}{'E' if report.longitude >= 0 else 'W'}"

@@ -80,7 +80,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
-from protocols.framing import StreamDecoder, StreamFramer
+from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.values import KMH_PER_KNOT, cell_tower, network, option_flag
 
 NAME = "watch"
 DEFAULT_LISTEN = ("tcp:5093",)
@@ -91,7 +92,6 @@ plus a header, which is refused."""
 
 START = b"["
 END = b"]"
-_KMH_PER_KNOT = 1.852
 _HEADER = re.compile(rb"\[([0-9A-Za-z]{1,4})\*([0-9A-Za-z]{1,20})\*([0-9A-Fa-f]{4})\*")
 _PARTIAL_HEADER = re.compile(
     rb"\[(?:[0-9A-Za-z]{0,4}(?:\*[0-9A-Za-z]{0,20}(?:\*[0-9A-Fa-f]{0,4})?)?)?")
@@ -275,11 +275,6 @@ class Framer(StreamFramer):
         del self._buffer[:size]
         return frame
 
-    def _reject(self, reason: str) -> None:
-        head = bytes(self._buffer[:64])
-        del self._buffer[:1]
-        raise ProtocolError(f"watch: {reason}", head)
-
 
 def split_frame(frame: bytes, *, lenient: bool = False) -> tuple[Header, bytes]:
     """Header and content of one whole frame (the closing "]" may be absent).
@@ -375,7 +370,8 @@ def _coordinate(value: str, hemisphere: str, negative: str, limit: float) -> flo
 
 
 def _add_alarm(attrs: dict[str, Any], alarm: str) -> None:
-    """Append an alarm (comma-joined, as Traccar does), once."""
+    """Append an alarm (comma-joined, as Traccar does), once: unlike
+    values.add_alarm, an alarm already present is not repeated."""
     present = attrs.get("alarm")
     if present is None:
         attrs["alarm"] = alarm
@@ -427,21 +423,9 @@ def _network(fields: list[str]) -> dict[str, Any] | None:
             lac, cid = _cell_number(cell[0]), _cell_number(cell[1])
             if lac is None or cid is None:
                 continue
-            tower: dict[str, Any] = {"cellId": cid, "locationAreaCode": lac,
-                                     "mobileCountryCode": mcc, "mobileNetworkCode": mnc}
             signal = _int(cell[2]) if len(cell) > 2 else None
-            if signal is not None:
-                tower["signalStrength"] = -abs(signal)
-            towers.append(tower)
-    points = _wifi(fields[index:])
-    if not towers and not points:
-        return None
-    network: dict[str, Any] = {"radioType": "gsm", "considerIp": False}
-    if towers:
-        network["cellTowers"] = towers
-    if points:
-        network["wifiAccessPoints"] = points
-    return network
+            towers.append(cell_tower(mcc, mnc, lac, cid, None if signal is None else -abs(signal)))
+    return network(towers, _wifi(fields[index:]))
 
 
 def _wifi(fields: list[str]) -> list[dict[str, Any]]:
@@ -482,7 +466,7 @@ def _location(fields: list[str], device_id: str, *, alarm_frame: bool) -> Positi
     return Position(
         fix_time=fix_time, valid=fields[2].strip().upper() == "A", latitude=latitude,
         longitude=longitude, altitude_m=_float(values[2]) or 0.0,
-        speed_kn=(_float(values[0]) or 0.0) / _KMH_PER_KNOT, course_deg=_float(values[1]) or 0.0,
+        speed_kn=(_float(values[0]) or 0.0) / KMH_PER_KNOT, course_deg=_float(values[1]) or 0.0,
         device_time=fix_time, attributes=attrs, network=_network(fields[16:]), unique_id=device_id)
 
 
@@ -532,10 +516,7 @@ class Options:
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any] | None) -> Options:
-        lenient = (options or {}).get("lenient", False)
-        if isinstance(lenient, str):
-            lenient = lenient.strip().lower() in ("1", "true", "yes", "on")
-        return cls(lenient=bool(lenient))
+        return cls(lenient=option_flag((options or {}).get("lenient", False)))
 
 
 class WatchSession:
@@ -561,18 +542,11 @@ class WatchSession:
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """One datagram of whole frames (the watches use TCP; for tools)."""
-        framer = Framer(lenient=self.options.lenient)
-        framer.feed(data)
-        frames = [self.decode_frame(raw, now) for raw in framer.frames()]
-        if framer.buffered:
-            raise ProtocolError("watch: datagram ends inside a frame", data[:64])
-        return frames
+        return decode_datagram(Framer(lenient=self.options.lenient), self.decode_frame, data, now)
 
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame; unknown types give a Frame without messages."""
-        if len(frame) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"watch: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
-                                bytes(frame[:64]))
+        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         header, content = split_frame(bytes(frame), lenient=self.options.lenient)
         self.unique_id, self.manufacturer, self.serial = (
             header.device_id, header.manufacturer, header.serial)
@@ -688,7 +662,7 @@ def device_position(device_id: str, report: DeviceReport, *, battery_pct: int = 
         kind, t.strftime("%d%m%y"), t.strftime("%H%M%S"), "A" if report.valid else "V",
         f"{abs(report.latitude):.6f}", "N" if report.latitude >= 0 else "S",
         f"{abs(report.longitude):.6f}", "E" if report.longitude >= 0 else "W",
-        f"{report.speed_kn * _KMH_PER_KNOT:.2f}", f"{report.course_deg % 360:.1f}", "0",
+        f"{report.speed_kn * KMH_PER_KNOT:.2f}", f"{report.course_deg % 360:.1f}", "0",
         "8", "100", str(battery_pct), "0", "0", f"{status:08X}", "0", "0", "0", "0", "0",
     ]
     return build_frame(DEVICE_MANUFACTURER, _check_id(device_id), ",".join(fields))

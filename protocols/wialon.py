@@ -86,7 +86,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
-from protocols.framing import StreamDecoder, StreamFramer
+from protocols.framing import StreamDecoder, StreamFramer, check_frame_size
+from protocols.values import KMH_PER_KNOT, knots_from_kmh, option_flag
 
 NAME = "wialon"
 DEFAULT_LISTEN = ("tcp:5039", "udp:5039")
@@ -95,7 +96,6 @@ MAX_FRAME_BYTES = 32768
 a hundred full D records."""
 
 EOL = b"\r\n"
-_KMH_PER_KNOT = 1.852
 
 
 @enum.unique
@@ -184,10 +184,7 @@ class Framer(StreamFramer):
             end = buf.find(b"\n")
             if end < 0:
                 if len(buf) > self.max_frame_bytes:
-                    garbage = bytes(buf[:64])
-                    buf.clear()
-                    raise ProtocolError(f"wialon: no line end within {self.max_frame_bytes} bytes",
-                                        garbage)
+                    self._reject(f"no line end within {self.max_frame_bytes} bytes", drop=len(buf))
                 return None
             frame = self._packet_in(end + 1)
             if frame is not None:
@@ -199,9 +196,8 @@ class Framer(StreamFramer):
         buf = self._buffer
         line = bytes(buf[:size])
         if size > self.max_frame_bytes:
-            del buf[:size]
-            raise ProtocolError(f"wialon: line of {size} bytes exceeds {self.max_frame_bytes}",
-                                line[:64])
+            self._reject(f"line of {size} bytes exceeds {self.max_frame_bytes}", drop=size,
+                         frame=line[:64])
         body = line.rstrip(b"\r\n")
         if not body.strip():
             del buf[:size]
@@ -295,7 +291,7 @@ def _short_fields(fields: list[str], now: dt.datetime) -> tuple[dict[str, Any], 
         "fix_time": time or now, "device_time": time or now,
         "valid": located and sats is not None and sats >= 3,
         "latitude": latitude if located else 0.0, "longitude": longitude if located else 0.0,
-        "altitude_m": height, "speed_kn": speed_kmh / _KMH_PER_KNOT, "course_deg": course,
+        "altitude_m": height, "speed_kn": knots_from_kmh(speed_kmh), "course_deg": course,
         "outdated": time is None and not located,
     }
     return kwargs, attrs
@@ -367,6 +363,7 @@ def _params(text: str, attrs: dict[str, Any]) -> dict[str, Any] | None:
 
 def _network(cells: dict[int, dict[str, int]], cell_attrs: dict[int, list[str]],
              attrs: dict[str, Any]) -> dict[str, Any] | None:
+    # Not values.network: the map has only "cellTowers" (no radioType/considerIp), as before.
     towers = []
     for index in sorted(cells):
         if len(cells[index]) == len(_TOWER_KEYS):
@@ -447,7 +444,7 @@ class WialonSession:
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         options = dict(options or {})
-        self.lenient = bool(options.get("lenient", False))
+        self.lenient = option_flag(options.get("lenient", False))
         self.password: str | None = options.get("password")
         self.unique_id: str | None = None
         self.version = "1.1"
@@ -462,6 +459,7 @@ class WialonSession:
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole packets; the last may lack its "\\r\\n"."""
+        # Not the shared decode_datagram: a missing last line end is supplied, not an error.
         framer = Framer()
         framer.feed(data)
         raws = framer.frames()
@@ -472,9 +470,7 @@ class WialonSession:
 
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one packet (its "\\r\\n" may be present or absent)."""
-        if len(frame) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"wialon: packet of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
-                                bytes(frame[:64]))
+        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         packet = parse_packet(frame)
         if packet.version is not None:
             self.version = packet.version
@@ -621,7 +617,7 @@ def device_data(report: DeviceReport) -> bytes:
         when.strftime("%d%m%y"), when.strftime("%H%M%S"),
         _encode_coordinate(report.latitude, 2), "N" if report.latitude >= 0 else "S",
         _encode_coordinate(report.longitude, 3), "E" if report.longitude >= 0 else "W",
-        f"{report.speed_kn * _KMH_PER_KNOT:.3f}", f"{report.course_deg % 360:.2f}", "NA",
+        f"{report.speed_kn * KMH_PER_KNOT:.3f}", f"{report.course_deg % 360:.2f}", "NA",
         "8" if report.valid else "0", "NA", "NA", "NA", "NA", "NA", device_params(report.alarm),
     ]
     return f"#D#{_with_crc(';'.join(fields) + ';')}".encode() + EOL

@@ -32,8 +32,8 @@ import enum
 from typing import Any
 
 from protocols.base import Message, Position, ProtocolError
-from protocols.gl200.fields import KMH_PER_KNOT, gsm_network
 from protocols.gl200.framing import binary_length
+from protocols.values import KMH_PER_KNOT, cell_tower, network
 
 
 @enum.unique
@@ -100,8 +100,7 @@ def _gps_at(frame: bytes, k: int) -> dict[str, Any] | None:
             abs(lon) <= 180_000_000 and abs(lat) <= 90_000_000) or (lon == 0 and lat == 0):
         return None
     cell = [int.from_bytes(frame[k + 23 + 2 * i:k + 25 + 2 * i], "big") for i in range(4)]
-    tower = {"cellId": cell[3], "locationAreaCode": cell[2], "mobileCountryCode": cell[0],
-             "mobileNetworkCode": cell[1]}
+    tower = cell_tower(cell[0], cell[1], cell[2], cell[3])
     return {
         "hdop": frame[k], "speed_kn": int.from_bytes(frame[k + 1:k + 4], "big") / 10 / KMH_PER_KNOT,
         "course": float(course), "altitude": float(int.from_bytes(frame[k + 6:k + 8], "big",
@@ -144,7 +143,7 @@ def _report(frame: bytes, now: dt.datetime, unique_id: str | None) -> Decoded:
             fix_time=gps["time"], valid=gps["hdop"] > 0, latitude=gps["latitude"],
             longitude=gps["longitude"], altitude_m=gps["altitude"], speed_kn=gps["speed_kn"],
             course_deg=gps["course"], device_time=gps["time"], attributes=attrs,
-            network=gsm_network([gps["tower"]] if gps["tower"] else None), unique_id=unique_id),)
+            network=network([gps["tower"]] if gps["tower"] else []), unique_id=unique_id),)
     return Decoded(messages, unique_id, _count(frame))
 
 

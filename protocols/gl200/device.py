@@ -14,7 +14,7 @@ import dataclasses
 import re
 
 from protocols.base import DeviceReport, ProtocolError
-from protocols.gl200.fields import KMH_PER_KNOT
+from protocols.values import KMH_PER_KNOT
 
 DEVICE_VERSION = "060100"   # GV300, firmware 01.00
 

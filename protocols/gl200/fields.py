@@ -15,7 +15,8 @@ import datetime as dt
 import re
 from typing import Any
 
-KMH_PER_KNOT = 1.852
+from protocols import values
+from protocols.values import KMH_PER_KNOT
 
 DIGITS = re.compile(r"\d+")
 SMALL_INT = re.compile(r"\d{1,3}")
@@ -133,22 +134,9 @@ def cell_tower(fields: list[str], index: int) -> dict[str, Any] | None:
     if not (DIGITS.fullmatch(mcc) and DIGITS.fullmatch(mnc) and HEX.fullmatch(lac)
             and HEX.fullmatch(cid)):
         return None
-    tower = {"cellId": int(cid, 16), "locationAreaCode": int(lac, 16),
-             "mobileCountryCode": int(mcc), "mobileNetworkCode": int(mnc)}
-    return tower if int(mcc) or int(cid, 16) else None
-
-
-def gsm_network(towers: list[dict[str, Any]] | None = None,
-                wifi: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
-    """A Traccar network object, or None when there is nothing in it."""
-    if not towers and not wifi:
+    if not (int(mcc) or int(cid, 16)):
         return None
-    network: dict[str, Any] = {"radioType": "gsm", "considerIp": False}
-    if towers:
-        network["cellTowers"] = towers
-    if wifi:
-        network["wifiAccessPoints"] = wifi
-    return network
+    return values.cell_tower(int(mcc), int(mnc), int(lac, 16), int(cid, 16))
 
 
 def mac_address(text: str) -> str:
@@ -182,12 +170,7 @@ def status_word(text: str, attrs: dict[str, Any], *, io_bits: bool = True) -> bo
     return True
 
 
-def add_alarm(attrs: dict[str, Any], alarm: str | None) -> None:
-    if alarm:
-        attrs["alarm"] = f"{attrs['alarm']},{alarm}" if "alarm" in attrs else alarm
-
-
 __all__ = [
-    "KMH_PER_KNOT", "Fix", "add_alarm", "cell_tower", "field", "find_gps", "gps_item", "gsm_network",
-    "hours_ms", "mac_address", "odometer_m", "parse_time", "status_word", "to_float", "to_int",
+    "Fix", "cell_tower", "field", "find_gps", "gps_item", "hours_ms", "mac_address", "odometer_m",
+    "parse_time", "status_word", "to_float", "to_int",
 ]

@@ -150,10 +150,4 @@ class Framer(StreamFramer):
         del buf[:total]
         return frame
 
-    def _reject(self, reason: str) -> None:
-        head = bytes(self._buffer[:64])
-        del self._buffer[:1]
-        raise ProtocolError(f"gl200: {reason}", head)
-
-
 __all__ = ["MAX_FRAME_BYTES", "Framer", "binary_length", "classify", "is_text"]

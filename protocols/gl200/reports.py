@@ -39,13 +39,13 @@ from protocols.gl200.fields import (
     field,
     find_gps,
     gps_item,
-    gsm_network,
     hours_ms,
     mac_address,
     odometer_m,
     status_word,
     to_int,
 )
+from protocols.values import network
 
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}")
 _GV200_MODELS = (Model.GV200, Model.GV200_OBSERVED)
@@ -61,7 +61,7 @@ class Item:
     reserved: int
 
     def network(self) -> dict[str, Any] | None:
-        return gsm_network([self.tower] if self.tower else None, self.wifi)
+        return network([self.tower] if self.tower else [], self.wifi)
 
 
 def _hdop(fix: Fix) -> dict[str, Any]:
@@ -496,7 +496,7 @@ def decode_ignition(msg: TextMessage, now: dt.datetime) -> list[Message] | None:
         attrs["odometer"] = float(odometer) * 1000
     attrs["type"] = msg.type
     tower = cell_tower(fields, index + 7)
-    return [position(msg, fix, attrs, now, network=gsm_network([tower] if tower else None))]
+    return [position(msg, fix, attrs, now, network=network([tower] if tower else []))]
 
 
 def decode_ida(msg: TextMessage, now: dt.datetime) -> list[Message] | None:
@@ -562,7 +562,7 @@ def decode_dat(msg: TextMessage, now: dt.datetime) -> list[Message] | None:
     attrs.update(_hdop(fix))
     attrs["type"] = msg.type
     tower = cell_tower(fields, index + 7)
-    return [position(msg, fix, attrs, now, network=gsm_network([tower] if tower else None))]
+    return [position(msg, fix, attrs, now, network=network([tower] if tower else []))]
 
 
 def decode_accessory(msg: TextMessage, now: dt.datetime) -> list[Message] | None:

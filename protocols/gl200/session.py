@@ -38,11 +38,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from protocols.base import CodecSpec, Command, Frame, ProtocolError, UnsupportedCommand
-from protocols.framing import StreamDecoder
+from protocols.framing import StreamDecoder, check_frame_size
 from protocols.gl200 import binary
 from protocols.gl200.common import TextMessage, parse_text
 from protocols.gl200.framing import MAX_FRAME_BYTES, Framer, classify
 from protocols.gl200.text import decode_text
+from protocols.values import option_flag
 
 NAME = "gl200"
 DEFAULT_LISTEN = ("tcp:5004", "udp:5004")
@@ -50,14 +51,6 @@ DEFAULT_PASSWORD = "gl200"
 
 _COUNT = re.compile(r"[0-9A-Fa-f]{4}")
 _PASSWORD = re.compile(r"[0-9A-Za-z_#*@.-]{1,16}")
-
-
-def _flag(value: Any, default: bool) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,7 +67,8 @@ class Options:
         password = str(options.get("password") or DEFAULT_PASSWORD)
         if not _PASSWORD.fullmatch(password):
             raise ValueError(f"gl200: unusable command password {password!r}")
-        return cls(password=password, ack=_flag(options.get("ack"), True))
+        ack = options.get("ack")
+        return cls(password=password, ack=True if ack is None else option_flag(ack))
 
 
 def sack(count: str) -> bytes:
@@ -115,6 +109,7 @@ class Gl200Session:
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames (the last text frame may lack its "$")."""
+        # not framing.decode_datagram: a trailing text frame without "$" is flushed, not an error
         framer = Framer()
         framer.feed(data)
         frames = [self.decode_frame(raw, now) for raw in framer.frames()]
@@ -128,9 +123,7 @@ class Gl200Session:
     def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame (text with or without its "$", or binary)."""
         frame = bytes(frame)
-        if len(frame) > MAX_FRAME_BYTES:
-            raise ProtocolError(f"gl200: frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}",
-                                frame[:64])
+        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         kind = classify(frame) if frame[:1] == b"+" else "garbage"
         if kind == "text":
             msg = parse_text(frame)

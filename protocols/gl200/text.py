@@ -29,15 +29,14 @@ from protocols.gl200.fields import (
     MAC,
     SMALL_INT,
     VIN,
-    add_alarm,
     cell_tower,
     field,
     find_gps,
     gps_item,
-    gsm_network,
     mac_address,
     to_int,
 )
+from protocols.values import add_alarm, network
 
 Decoder = Callable[[TextMessage, dt.datetime], "list[Message] | None"]
 
@@ -101,7 +100,7 @@ def decode_other(msg: TextMessage, now: dt.datetime) -> list[Message]:
         attrs["batteryLevel"] = int(tail[-1])
     add_alarm(attrs, ALARMS.get(msg.type))
     attrs["type"] = msg.type
-    return [position(msg, fix, attrs, now, network=gsm_network([tower] if tower else None))]
+    return [position(msg, fix, attrs, now, network=network([tower] if tower else []))]
 
 
 def _unlocated_other(msg: TextMessage, fields: list[str], now: dt.datetime) -> list[Message]:
@@ -112,7 +111,7 @@ def _unlocated_other(msg: TextMessage, fields: list[str], now: dt.datetime) -> l
             attrs: dict[str, Any] = {}
             add_alarm(attrs, ALARMS.get(msg.type))
             attrs["type"] = msg.type
-            return [outdated(msg, attrs, now=now, network=gsm_network([tower]))]
+            return [outdated(msg, attrs, now=now, network=network([tower]))]
     return []
 
 
@@ -203,7 +202,7 @@ def decode_gsm(msg: TextMessage, now: dt.datetime) -> list[Message] | None:
             if DIGITS.fullmatch(fields[index + 4]):
                 tower["signalStrength"] = -int(fields[index + 4])
             towers.append(tower)
-    return [outdated(msg, {"type": msg.type}, now=now, network=gsm_network(towers))]
+    return [outdated(msg, {"type": msg.type}, now=now, network=network(towers))]
 
 
 def decode_wif(msg: TextMessage, now: dt.datetime) -> list[Message] | None:
@@ -221,7 +220,7 @@ def decode_wif(msg: TextMessage, now: dt.datetime) -> list[Message] | None:
     if SMALL_INT.fullmatch(field(fields, stop - 1)):
         attrs["batteryLevel"] = int(fields[stop - 1])
     attrs["type"] = msg.type
-    return [outdated(msg, attrs, now=now, network=gsm_network(wifi=points))]
+    return [outdated(msg, attrs, now=now, network=network(wifi=points))]
 
 
 def decode_dtt(msg: TextMessage, now: dt.datetime) -> list[Message] | None:
