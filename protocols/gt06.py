@@ -67,6 +67,7 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
+from protocols.checksums import crc16_x25
 from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
 from protocols.values import KMH_PER_KNOT, add_alarm, cell_tower, option_flag
 from protocols.values import network as network_map
@@ -155,25 +156,9 @@ and devices that do not wait for it ignore it.  Unknown types are not acked."""
 # CRC
 # --------------------------------------------------------------------------
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
-
 def crc_itu(data: bytes) -> int:
     """CRC-ITU as Concox names it: CRC-16/X-25 (check value 0x906E for b"123456789")."""
-    crc = 0xFFFF
-    for byte in data:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
-    return crc ^ 0xFFFF
+    return crc16_x25(data)
 
 
 # --------------------------------------------------------------------------

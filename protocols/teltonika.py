@@ -73,6 +73,7 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
+from protocols.checksums import crc16_arc
 from protocols.framing import StreamDecoder, StreamFramer, check_frame_size
 from protocols.values import KMH_PER_KNOT, add_alarm, cell_tower, network, option_flag
 
@@ -121,25 +122,7 @@ AVL_CODECS = frozenset({CodecId.GH3000, CodecId.CODEC_8, CodecId.CODEC_8_EXTENDE
 # CRC
 # --------------------------------------------------------------------------
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc16_ibm(data: bytes) -> int:
-    """CRC-16/IBM, a.k.a. ARC (check value 0xBB3D for b"123456789")."""
-    crc = 0
-    for byte in data:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
-    return crc
+crc16_ibm = crc16_arc   # Teltonika's name for CRC-16/ARC
 
 
 # --------------------------------------------------------------------------

@@ -86,6 +86,7 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
+from protocols.checksums import crc16_arc
 from protocols.framing import StreamDecoder, StreamFramer, check_frame_size
 from protocols.values import KMH_PER_KNOT, knots_from_kmh, option_flag
 
@@ -118,25 +119,7 @@ DATA_FIELDS = 16
 # CRC
 # --------------------------------------------------------------------------
 
-def _crc_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc16(data: bytes) -> int:
-    """CRC-16/ARC as Wialon IPS 2.0 uses it (check value 0xBB3D for b"123456789")."""
-    crc = 0
-    for byte in data:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
-    return crc
+crc16 = crc16_arc   # Wialon IPS 2.0's checksum
 
 
 def crc_text(text: str) -> str:
