@@ -14,6 +14,8 @@ setup(
         "alembic>=1.13",
         "psycopg2-binary>=2.9",
         "argon2-cffi>=23.1",
+        "shapely>=2.0",
+        "pyproj>=3.6",
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],

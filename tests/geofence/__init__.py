@@ -1,0 +1,1 @@
+"""Tests of the geofence package: zones and the zone index."""
