@@ -54,7 +54,9 @@ class DeviceHttpResource(resource.Resource):
 
     def __init__(self, ingest: Ingest) -> None:
         super().__init__()
-        self.ingest = ingest
+        # A request is no lasting channel to the device, so no downlink commands:
+        # without the dispatcher, a request costs no command lookup in the database.
+        self.ingest = Ingest(ingest.codec, ingest.directory, ingest.writer, ingest.options)
 
     def render(self, request):
         remote = f"{request.getClientAddress().host}:{request.getClientAddress().port}"

@@ -18,13 +18,30 @@ from tracker.devices import DeviceDirectory
 from tracker.http_adapter import device_http_site
 
 
-def make_site(policy="refuse"):
+class CountingDispatcher:
+    def __init__(self):
+        self.calls = 0
+
+    def connected(self, device_id, channel):
+        self.calls += 1
+
+
+def make_site(policy="refuse", commands=None):
     reactor = FakeReactor()
     reactor.advance(EPOCH.timestamp() + 3600)
     directory = DeviceDirectory(MemoryDevices("phone1"), reactor, SyncThreadPool(), policy)
     writer = ManualWriter()
-    site = device_http_site(Ingest(QueryHttpCodec(), directory, writer), reactor)
+    site = device_http_site(Ingest(QueryHttpCodec(), directory, writer, commands=commands), reactor)
     return site, writer
+
+
+def test_a_request_is_no_command_channel():
+    """HTTP requests never reach the command dispatcher (no DB lookup per request)."""
+    dispatcher = CountingDispatcher()
+    site, writer = make_site(commands=dispatcher)
+    request(site, b"GET /?id=phone1&t=10 HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.commit(0)
+    assert dispatcher.calls == 0
 
 
 def request(site, raw: bytes) -> StringTransport:
