@@ -59,6 +59,16 @@ class StreamFramer:
     def _next_frame(self) -> bytes | None:
         raise NotImplementedError
 
+    def split(self, buffer: bytearray) -> list[bytes]:
+        """Remove and return the complete frames at the front of `buffer` (for
+        clients reading the server's replies); a trailing partial frame stays in
+        `buffer`.  Uses this framer's state, so give it a fresh framer."""
+        self.feed(bytes(buffer))
+        try:
+            return self.frames()
+        finally:
+            buffer[:] = self.remainder()
+
     def _reject(self, reason: str, drop: int = 1, frame: bytes = b"") -> None:
         """Raise ProtocolError("<name>: reason") for the frame at the buffer's
         start, after dropping its first `drop` bytes (its start marker) so that

@@ -296,12 +296,7 @@ def split_frames(buffer: bytearray) -> list[bytes]:
     skipped, a trailing partial frame stays in `buffer`.  Raises
     ProtocolError on a bad CRC or oversize frame.
     """
-    framer = Framer()
-    framer.feed(bytes(buffer))
-    try:
-        return framer.frames()
-    finally:
-        buffer[:] = framer.remainder()
+    return Framer().split(buffer)
 
 
 # --------------------------------------------------------------------------

@@ -268,12 +268,7 @@ class Framer(StreamFramer):
 def split_frames(buffer: bytearray) -> list[bytes]:
     """Remove and return the complete frames at the front of `buffer` (for clients
     reading server replies); a trailing partial frame stays in `buffer`."""
-    framer = Framer()
-    framer.feed(bytes(buffer))
-    try:
-        return framer.frames()
-    finally:
-        buffer[:] = framer.remainder()
+    return Framer().split(buffer)
 
 
 # --------------------------------------------------------------------------
