@@ -34,13 +34,14 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg2
+
+from tests.ports import free_port
 
 PREFERRED_VERSION = "15"
 SUPERUSER = "postgres"
@@ -85,12 +86,6 @@ def find_bindir(preferred: str = PREFERRED_VERSION) -> Path:
         return (1 if name == preferred else 0, number)
 
     return max(usable, key=version_key)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PgCluster:
@@ -250,7 +245,7 @@ class PgCluster:
         base_conf = (data / "postgresql.conf").read_text()
         last_error: Exception | None = None
         for _attempt in range(3):   # the free port may be taken before we bind it
-            port = _free_port()
+            port = free_port()
             (data / "postgresql.conf").write_text(base_conf + _SERVER_SETTINGS.format(
                 port=port, socket_dir=str(self.directory).replace("'", "''")))
             proc = self._run([str(bindir / "pg_ctl"), "-D", str(data),

@@ -20,20 +20,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (also checked free for UDP)."""
-    while True:
-        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            try:
-                udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 def tracker_command(*args: str) -> list[str]:
@@ -45,14 +34,14 @@ class ServerProcess:
     device protocol enabled (on a free port, over its usual transports)."""
 
     def __init__(self, workdir: Path, database_url: str, unknown: str = "refuse",
-                 protocol: str = "gt06") -> None:
+                 protocol: str = "gt06", extra_config: str = "") -> None:
         self.workdir = Path(workdir)
         self.protocol = protocol
         self.device_port = free_port()
         self.web_port = free_port()
         self.config_path = self.workdir / "tracker.toml"
         self.log_path = self.workdir / "server.log"
-        self.config_path.write_text(self._config(database_url, unknown))
+        self.config_path.write_text(self._config(database_url, unknown) + extra_config)
         self.process: subprocess.Popen | None = None
 
     def _config(self, database_url: str, unknown: str) -> str:
@@ -111,17 +100,19 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def api(self, path: str, email: str, password: str, body=None):
-        """GET (or, with `body`, POST as JSON) an API path with Basic auth;
-        returns (for POST: status and) the decoded JSON."""
+    def api(self, path: str, email: str, password: str, body=None, method: str | None = None):
+        """GET (or, with `body`, POST or `method` as JSON) an API path with Basic auth;
+        returns (with a body: status and) the decoded JSON (None when empty)."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}", data=data)
+        request = urllib.request.Request(f"http://127.0.0.1:{self.web_port}{path}", data=data,
+                                         method=method)
         token = base64.b64encode(f"{email}:{password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(request, timeout=10) as response:
-            decoded = json.loads(response.read())
+            raw = response.read()
+            decoded = json.loads(raw) if raw else None
             return decoded if body is None else (response.status, decoded)
 
     def simulate_command(self, *args: str) -> list[str]:
@@ -179,3 +170,14 @@ def _accepts(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def wait_for(predicate, timeout_s: float = 15.0):
+    """The predicate's first truthy value within the timeout (else its last value)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    return predicate()
