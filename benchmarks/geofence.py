@@ -9,7 +9,10 @@ Germany), alternately geodesic circles (50 m .. 5 km) and polygons (random conve
 8-gons, 100 m .. 10 km across), then indexes them with `ZoneIndex` and times
 `--checks` random positions over the same area through `containing`, one at a time.
 Prints zone build time, index build time, checks per second (target >= 50,000) and
-the mean number of zones per position.  Not a pass/fail test.
+the mean number of zones per position.  Then the whole rule engine: `--devices`
+devices, every one assigned all the zones, each driving a random walk (fixes 10 s
+apart, 0..90 km/h) through `Engine.fix` with a speed limit, motion and idle rules on:
+fixes per second and events produced.  Not a pass/fail test.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import datetime as dt  # noqa: E402
+import zoneinfo  # noqa: E402
+
 from geofence import ZoneIndex, circle, polygon  # noqa: E402
+from geofence.engine import DeviceContext, DeviceState, Engine, Fix, Profile, ZoneRule  # noqa: E402
 
 WEST, EAST, SOUTH, NORTH = 5.0, 15.0, 45.0, 55.0
 
@@ -48,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--zones", type=int, default=10_000)
     parser.add_argument("--checks", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--fixes", type=int, default=50_000, help="engine fixes in all")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
 
@@ -73,6 +82,35 @@ def main(argv: list[str] | None = None) -> None:
     print(f"checks/s:         {args.checks / elapsed:,.0f} (target >= 50,000)")
     print(f"us/check:         {elapsed / args.checks * 1e6:.2f}")
     print(f"zones per check:  {hits / args.checks:.3f}")
+    _engine(rng, zones, args.devices, args.fixes)
+
+
+def _engine(rng: random.Random, zones, devices: int, fixes: int) -> None:
+    engine = Engine([ZoneRule(zone) for zone in zones])
+    profile = Profile(speed_limit_kn=43.0)
+    zone_ids = frozenset(zone.id for zone in zones)
+    utc = zoneinfo.ZoneInfo("UTC")
+    contexts = [DeviceContext(i, 1, f"d{i}", None, zone_ids, profile, utc) for i in range(devices)]
+    states = [DeviceState() for _ in range(devices)]
+    places = [[rng.uniform(WEST, EAST), rng.uniform(SOUTH, NORTH)] for _ in range(devices)]
+    start_time = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    reports = []
+    for step in range(fixes // devices):
+        for device in range(devices):
+            place = places[device]
+            place[0] += rng.uniform(-0.01, 0.01)
+            place[1] += rng.uniform(-0.006, 0.006)
+            time_ = start_time + dt.timedelta(seconds=10 * step)
+            reports.append((device, Fix(time_, place[0], place[1], rng.uniform(0, 50))))
+    events = 0
+    began = time.perf_counter()
+    for device, fix in reports:
+        events += len(engine.fix(contexts[device], states[device], fix, fix.time))
+    elapsed = time.perf_counter() - began
+    print(f"engine:           {len(reports):,} fixes of {devices} devices in {elapsed:.2f} s, "
+          f"all {len(zones):,} zones assigned to each")
+    print(f"engine fixes/s:   {len(reports) / elapsed:,.0f}")
+    print(f"events:           {events:,}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Every geometry is a Shapely geometry in (lon, lat) degrees on WGS84.
   is at worst r*cos(pi/n) from the centre: with 64 vertices, 0.12% short of r (< 0.5%).
   A circle that would reach a pole is refused.
 - Polygon: exterior ring plus holes (GeoJSON Polygon / MultiPolygon, WKT POLYGON /
-  MULTIPOLYGON, Traccar ``POLYGON ((lat lon, ...))``).  Rings must be closed (GeoJSON and
+  MULTIPOLYGON, Traccar ``POLYGON ((lat lon, ...), (hole ...))`` and
+  ``MULTIPOLYGON (((lat lon, ...)), ...)``).  Rings must be closed (GeoJSON and
   WKT; Traccar strings are closed for you), have 3 distinct points and not self-intersect
   (Shapely ``is_valid``; the message is ``explain_validity``).  Edges are straight in
   (lon, lat), as in GeoJSON.
@@ -28,6 +29,9 @@ the same way.  Shapes containing a pole are not supported.
 
 Coordinates: longitude in [-180, 180], latitude in [-90, 90], finite.  Anything wrong
 raises `ZoneError` (a `ValueError`) saying what.
+
+`distance_m(zone, lon, lat)` measures how far a position is outside a zone (geodesic
+metres, 0 inside); the rule engine uses it for exit hysteresis.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any, Literal
 import pyproj
 import shapely
 from shapely import wkt as shapely_wkt
+from shapely.affinity import scale as scale_geometry
 from shapely.affinity import translate
 from shapely.geometry import LineString, MultiPolygon, Polygon, box
 from shapely.validation import explain_validity
@@ -56,11 +61,13 @@ __all__ = [
     "ZoneId",
     "circle",
     "corridor",
+    "distance_m",
     "from_geojson",
     "from_traccar_area",
     "from_wkt",
     "polygon",
     "split_at_antimeridian",
+    "traccar_geometry",
 ]
 
 GEOD = pyproj.Geod(ellps="WGS84")
@@ -81,7 +88,10 @@ class ZoneError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Zone:
-    """A named area; `geometry` is a Shapely (Multi)Polygon in (lon, lat) degrees."""
+    """A named area; `geometry` is a Shapely (Multi)Polygon in (lon, lat) degrees.
+
+    `center` is the (lon, lat) centre of a circle (None for other kinds).
+    """
 
     id: ZoneId
     name: str
@@ -89,6 +99,7 @@ class Zone:
     geometry: shapely.Geometry
     radius_m: float | None = None
     width_m: float | None = None
+    center: tuple[float, float] | None = None
 
 
 # --- coordinates -------------------------------------------------------------------
@@ -228,7 +239,8 @@ def circle(zone_id: ZoneId, name: str, lon: float, lat: float, radius_m: float) 
     geometry = Polygon(ring)
     if not geometry.is_valid:  # pragma: no cover - geodesic circles are convex
         raise ZoneError(f"circle: invalid geometry: {explain_validity(geometry)}")
-    return Zone(_check_id(zone_id), name, "circle", split_at_antimeridian(geometry), radius_m=radius_m)
+    return Zone(_check_id(zone_id), name, "circle", split_at_antimeridian(geometry), radius_m=radius_m,
+                center=(lon, lat))
 
 
 def corridor(zone_id: ZoneId, name: str, line: Coords, width_m: float) -> Zone:
@@ -368,7 +380,8 @@ def from_wkt(text: str, zone_id: ZoneId, name: str = "", *,
 
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_TRACCAR = re.compile(r"^\s*(CIRCLE|POLYGON|LINESTRING)\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
+_TRACCAR = re.compile(r"^\s*(CIRCLE|POLYGON|MULTIPOLYGON|LINESTRING)\s*\((.*)\)\s*$",
+                      re.IGNORECASE | re.DOTALL)
 _PAIR = re.compile(rf"^\s*({_NUMBER})\s+({_NUMBER})\s*$")
 
 
@@ -384,32 +397,139 @@ def _traccar_pairs(body: str, what: str) -> list[tuple[float, float]]:
     return points
 
 
-def from_traccar_area(text: str, zone_id: ZoneId, name: str = "", *, width_m: float | None = None) -> Zone:
-    """A zone from a Traccar ``area`` string, whose order is **lat lon**.
+def _groups(text: str, what: str) -> list[str]:
+    """'(a), (b)' -> ['a', 'b']: the parenthesised groups of a comma-separated list."""
+    groups: list[str] = []
+    depth, start, after_group = 0, 0, False
+    for i, char in enumerate(text):
+        if char == "(":
+            if depth == 0:
+                if after_group:
+                    raise ZoneError(f"Traccar {what}: missing ',' between groups at {text[i:i + 20]!r}")
+                start = i + 1
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise ZoneError(f"Traccar {what}: unbalanced ')' at {text[i:i + 20]!r}")
+            if depth == 0:
+                groups.append(text[start:i])
+                after_group = True
+        elif depth == 0:
+            if char == "," and after_group:
+                after_group = False
+            elif not char.isspace():
+                raise ZoneError(f"Traccar {what}: unexpected {text[i:i + 20]!r} outside parentheses")
+    if depth or not groups or not after_group:
+        raise ZoneError(f"Traccar {what}: unbalanced parentheses or empty group in {text[:60]!r}")
+    return groups
 
-    ``CIRCLE (lat lon, radius_m)``, ``POLYGON ((lat lon, lat lon, ...))`` (closed or not,
-    one ring) and ``LINESTRING (lat lon, ...)`` with `width_m` (Traccar keeps the
-    corridor width in its configuration, not in the string).
+
+def _traccar_rings(body: str, what: str) -> list[list[tuple[float, float]]]:
+    """'(lat lon, ...), (lat lon, ...)' -> rings of (lon, lat), as written (closed or not)."""
+    rings = _groups(body, what)
+    if any("(" in ring or ")" in ring for ring in rings):
+        raise ZoneError(f"Traccar {what}: a ring is '(lat lon, ...)', nested deeper than expected")
+    return [_traccar_pairs(ring, what) for ring in rings]
+
+
+def _parse_traccar(text: Any) -> tuple[str, Any]:
+    """A Traccar area string -> (kind, data) in (lon, lat), not yet validated as a shape.
+
+    CIRCLE: ((lon, lat), radius); LINESTRING: points; POLYGON: rings; MULTIPOLYGON:
+    polygons (lists of rings).  Rings are returned as written (closed or not).
     """
     if not isinstance(text, str):
         raise ZoneError(f"Traccar area must be a string, got {type(text).__name__}")
     match = _TRACCAR.match(text)
     if not match:
-        raise ZoneError(f"Traccar area {text[:60]!r} is not CIRCLE (...), POLYGON ((...)) "
-                        "or LINESTRING (...)")
+        raise ZoneError(f"Traccar area {text[:60]!r} is not CIRCLE (...), POLYGON ((...)), "
+                        "MULTIPOLYGON (((...))) or LINESTRING (...)")
     kind, body = match.group(1).upper(), match.group(2)
     if kind == "CIRCLE":
         parts = body.split(",")
         if len(parts) != 2:
             raise ZoneError(f"Traccar CIRCLE needs 'lat lon, radius', got {body.strip()!r}")
-        (lon, lat), = _traccar_pairs(parts[0], "CIRCLE")
-        return circle(zone_id, name, lon, lat, _number(parts[1].strip(), "Traccar CIRCLE radius"))
+        (point,) = _traccar_pairs(parts[0], "CIRCLE")
+        return kind, (point, _number(parts[1].strip(), "Traccar CIRCLE radius"))
     if kind == "LINESTRING":
-        return corridor(zone_id, name, _traccar_pairs(body, "LINESTRING"),
-                        _number(width_m, "width_m for a Traccar LINESTRING"))
-    inner = body.strip()
-    if not (inner.startswith("(") and inner.endswith(")")) or "(" in inner[1:-1] or ")" in inner[1:-1]:
-        raise ZoneError(f"Traccar POLYGON needs one ring in double parentheses, got {text[:60]!r}")
-    ring = _traccar_pairs(inner[1:-1], "POLYGON")
+        return kind, _traccar_pairs(body, "LINESTRING")
+    if kind == "POLYGON":
+        if "(" not in body:
+            raise ZoneError(f"Traccar POLYGON needs rings in double parentheses, got {text[:60]!r}")
+        return kind, _traccar_rings(body, "POLYGON")
+    return kind, [_traccar_rings(polygon_body, "MULTIPOLYGON")
+                  for polygon_body in _groups(body, "MULTIPOLYGON")]
+
+
+def _closed(ring: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    return ring if ring[0] == ring[-1] else [*ring, ring[0]]
+
+
+def traccar_geometry(text: str) -> tuple[dict[str, Any], float | None]:
+    """A Traccar area string as a GeoJSON geometry in (lon, lat) and, for a CIRCLE, its
+    radius in metres (the geometry is then a Point).  Rings come back closed.
+
+    Only the syntax is checked here; `from_traccar_area` validates the shape.
+    """
+    kind, data = _parse_traccar(text)
+    if kind == "CIRCLE":
+        (lon, lat), radius_m = data
+        return {"type": "Point", "coordinates": [lon, lat]}, radius_m
+    if kind == "LINESTRING":
+        return {"type": "LineString", "coordinates": [[lon, lat] for lon, lat in data]}, None
+    polygons = [[[[lon, lat] for lon, lat in _closed(ring)] for ring in rings]
+                for rings in ([data] if kind == "POLYGON" else data)]
+    if kind == "POLYGON":
+        return {"type": "Polygon", "coordinates": polygons[0]}, None
+    return {"type": "MultiPolygon", "coordinates": polygons}, None
+
+
+def from_traccar_area(text: str, zone_id: ZoneId, name: str = "", *, width_m: float | None = None) -> Zone:
+    """A zone from a Traccar ``area`` string, whose order is **lat lon**.
+
+    ``CIRCLE (lat lon, radius_m)``, ``POLYGON ((lat lon, lat lon, ...))`` (rings closed
+    or not; further rings are holes: ``POLYGON ((...), (...))``), ``MULTIPOLYGON
+    (((...)), ((...)))`` and ``LINESTRING (lat lon, ...)`` with `width_m` (Traccar keeps
+    the corridor width in its configuration, not in the string).
+    """
+    kind, data = _parse_traccar(text)
+    if kind == "CIRCLE":
+        (lon, lat), radius_m = data
+        return circle(zone_id, name, lon, lat, radius_m)
+    if kind == "LINESTRING":
+        return corridor(zone_id, name, data, _number(width_m, "width_m for a Traccar LINESTRING"))
+    polygons = [data] if kind == "POLYGON" else data
     return Zone(_check_id(zone_id), name, "polygon",
-                _polygon_geometry([[ring]], "Traccar POLYGON", close=True))
+                _polygon_geometry(polygons, f"Traccar {kind}", close=True))
+
+
+# --- distance ----------------------------------------------------------------------
+
+
+def distance_m(zone: Zone, lon: float, lat: float) -> float:
+    """Geodesic distance in metres from (lon, lat) to `zone`; 0.0 when the zone covers it.
+
+    Circles: distance from the centre minus the radius (the true circle, not its
+    64-gon).  Other zones: the nearest point of the geometry is found in a local
+    equirectangular frame around (lon, lat) (longitudes scaled by cos(lat)), also
+    across the antimeridian, and its geodesic distance is returned.  Accurate to well
+    under 1% for distances up to ~100 km; meant for hysteresis bands of metres.
+    """
+    point = shapely.Point(lon, lat)
+    if zone.geometry.covers(point):
+        return 0.0
+    if zone.kind == "circle" and zone.center is not None and zone.radius_m is not None:
+        return max(0.0, GEOD.inv(zone.center[0], zone.center[1], lon, lat)[2] - zone.radius_m)
+    scale = max(math.cos(math.radians(lat)), 1e-6)
+    minx, _, maxx, _ = zone.geometry.bounds
+    shifts = [0.0]
+    if minx <= -179.0 or maxx >= 179.0:
+        shifts += [-360.0, 360.0]
+    best = math.inf
+    for shift in shifts:
+        moved = translate(zone.geometry, xoff=shift) if shift else zone.geometry
+        scaled = scale_geometry(moved, xfact=scale, yfact=1.0, origin=(lon, lat))
+        near_x, near_y = shapely.shortest_line(point, scaled).coords[1]
+        best = min(best, GEOD.inv(lon, lat, lon + (near_x - lon) / scale, near_y)[2])
+    return best
