@@ -16,6 +16,9 @@ setup(
         "argon2-cffi>=23.1",
         "shapely>=2.0",
         "pyproj>=3.6",
+        "firebase-admin>=6.5",        # FCM HTTP v1 (tracker/push/fcm.py)
+        "httpx[http2]>=0.27",         # the other push gateways; HTTP/2 for APNs
+        "pyjwt[crypto]>=2.8",         # APNs ES256 provider tokens
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],
