@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alarm-every", type=int, default=0,
                         help="an alarm in place of every Kth location (default 0: none)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--push-config", metavar="FILE",
+                        help="TOML appended to the server's configuration ([push] tables)")
+    parser.add_argument("--subscribe", metavar="CHANNEL=TOKEN",
+                        help="an administrator with this push token (every alarm notified)")
     parser.add_argument("--keep-log", metavar="FILE",
                         help="copy the server's log here (it is printed on failure anyway)")
     args = parser.parse_args(argv)
@@ -66,7 +70,13 @@ def benchmark(args: argparse.Namespace, database_url: str, workdir: Path) -> int
     from tests.serverproc import ServerProcess, acked_records, stored_counts
     from tracker.simulator import SimulationOptions, run_blocking
 
-    server = ServerProcess(workdir, database_url, unknown="register")
+    extra = Path(args.push_config).read_text() if args.push_config else ""
+    server = ServerProcess(workdir, database_url, unknown="register", extra_config=extra)
+    if args.subscribe:
+        channel, _, token = args.subscribe.partition("=")
+        server.cli("user", "add", "--email", "bench@example.com", "--password", "pw12345678", "--admin")
+        server.cli("notification", "token-add", "--email", "bench@example.com", "--channel", channel,
+                   "--token", token)
     acked_log = workdir / "acked.log"
     try:
         started = time.monotonic()

@@ -30,6 +30,7 @@ from protocols import Codec, CommandResult, Frame, Login, Position, ProtocolErro
 from tracker.devices import DeviceDirectory
 from tracker.models import Device
 from tracker.pipeline import build_batch
+from tracker.rules import RuleService
 from tracker.writer import BatchWriter
 
 log = Logger()
@@ -44,16 +45,24 @@ def frame_hex(data: bytes) -> str:
 
 
 class Ingest:
-    """What every channel of one protocol shares.  `commands` (a
-    CommandDispatcher) is told when a device is identified on a channel."""
+    """What every channel of one protocol shares.
+
+    `rules` (a RuleService) evaluates every frame's data; with `connections` it is
+    also told when a device is identified on a channel and when the channel ends
+    (deviceOnline / deviceOffline), as is `commands` (a CommandDispatcher), when
+    given.  HTTP requests are no lasting channel: their Ingest has neither.
+    """
 
     def __init__(self, codec: Codec, directory: DeviceDirectory, writer: BatchWriter,
-                 options=None, commands=None) -> None:
+                 rules: RuleService, *, options=None, commands=None,
+                 connections: bool = True) -> None:
         self.codec = codec
         self.directory = directory
         self.writer = writer
+        self.rules = rules
         self.options = options or {}
         self.commands = commands
+        self.connections = connections
 
 
 class DeviceChannel:
@@ -92,9 +101,14 @@ class DeviceChannel:
 
     def lost(self) -> None:
         """The conversation ended (closed by us or by the peer)."""
+        if self.closed:
+            return
         self.closed = True
-        if self.device is not None and self.ingest.commands is not None:
+        if self.device is None or not self.ingest.connections:
+            return
+        if self.ingest.commands is not None:
             self.ingest.commands.disconnected(self.device.id, self)
+        self.ingest.rules.disconnected(self.device)
 
     def flushed(self) -> defer.Deferred:
         """Fires once every reply queued so far has been released (or dropped)."""
@@ -137,17 +151,18 @@ class DeviceChannel:
             self.close()
             return
         self.device = device
-        if self.ingest.commands is not None:
-            self.ingest.commands.connected(device.id, self)
+        if self.ingest.connections:
+            self.ingest.rules.connected(device)
+            if self.ingest.commands is not None:
+                self.ingest.commands.connected(device.id, self)
         self._submit(frame)
 
     def _submit(self, frame: Frame) -> None:
         data = [m for m in frame.messages if isinstance(m, Position | CommandResult)]
         committed: defer.Deferred = defer.succeed(None)
         if data:
-            directory = self.ingest.directory
             batch = build_batch(self.device, self.ingest.codec.name, data,
-                                directory.track(self.device), directory.now())
+                                self.ingest.rules, self.ingest.directory.now())
             if batch.positions or batch.events or batch.statuses:
                 committed = self.ingest.writer.submit(batch)
         self._release(frame, committed)

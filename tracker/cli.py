@@ -1,4 +1,15 @@
-"""The `tracker` command: serve, migrate, device, user, simulate, replay."""
+"""The `tracker` command: serve, migrate, device, user, command, group, geofence,
+calendar, rule, organisation, simulate, replay.
+
+The configuration commands (group, device set, geofence, calendar, rule,
+organisation) validate with `tracker.editing`, as the REST API does, and act on
+the database unscoped (as an administrator); new objects go to the default
+organisation.  A running server notices their changes by polling the
+configuration revision.  Lists print one tab-separated line per object (as
+``device list``); ``show`` prints the object as JSON (the API's shape, so a shown
+rule can be edited and added again).  Invalid input, an unknown id and an object
+still in use are reported on stderr with exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +21,7 @@ from pathlib import Path
 
 from protocols.base import COMMAND_TYPES
 from tracker import config as config_module
+from tracker.push.base import CHANNELS
 
 DESCRIPTION = """Tracker: a fleet GPS tracking server (Traccar-compatible ports and API).
 
@@ -38,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--unique-id", required=True, help="IMEI or other unique id the device sends")
     add.add_argument("--name", required=True)
     device.add_parser("list", parents=[configured], help="list registered devices")
+    device_set = device.add_parser("set", parents=[configured],
+                                   help="change a device's name, group or settings")
+    device_set.add_argument("--unique-id", required=True, help="the device's IMEI or other unique id")
+    device_set.add_argument("--name")
+    grouping = device_set.add_mutually_exclusive_group()
+    grouping.add_argument("--group", type=int, metavar="ID", help="put the device in this group")
+    grouping.add_argument("--no-group", action="store_true", help="take it out of its group")
+    device_set.add_argument("--speed-limit", type=float, metavar="KMH",
+                            help="overspeed limit in km/h (stored as speedLimit in knots)")
+    device_set.add_argument("--attribute", action="append", default=[], metavar="KEY=VALUE",
+                            help="a setting, e.g. hysteresisMeters=30; KEY= removes it")
     unknown = device.add_parser("unknown", parents=[configured],
                                 help="recent connection attempts of unknown devices")
     unknown.add_argument("--limit", type=int, default=100)
@@ -61,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = command.add_parser("list", parents=[configured], help="recent commands and results")
     listing.add_argument("--unique-id", help="only this device")
 
+    _configuration_parsers(commands, configured)
+
     from tracker import simulator
     simulator.add_arguments(commands.add_parser(
         "simulate", help="simulate devices against a running server"))
@@ -69,6 +94,107 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--protocol", required=True)
     replay.add_argument("file", help="one frame per line in hex, or raw bytes as captured")
     return parser
+
+
+def _actions(commands, name: str, help_text: str):
+    return commands.add_parser(name, help=help_text).add_subparsers(
+        dest=f"{name}_command", required=True, metavar="ACTION")
+
+
+def _with_id(parent, configured, action: str, help_text: str, what: str):
+    sub = parent.add_parser(action, parents=[configured], help=help_text)
+    sub.add_argument("id", type=int, metavar="ID", help=f"the {what}'s id")
+    return sub
+
+
+def _geofence_parser(commands, configured: argparse.ArgumentParser) -> None:
+    geofence = _actions(commands, "geofence", "zones (geofences) and their links to devices and groups")
+    geofence_add = geofence.add_parser("add", parents=[configured], help="create a zone")
+    geofence_add.add_argument("--name", required=True)
+    zone = geofence_add.add_mutually_exclusive_group(required=True)
+    zone.add_argument("--area", metavar="TEXT",
+                      help='Traccar area, lat lon: "CIRCLE (52.5 13.4, 200)", "POLYGON ((lat lon, ...))"')
+    zone.add_argument("--wkt", metavar="TEXT", help="OGC WKT, lon lat: POLYGON ((13.4 52.5, ...))")
+    zone.add_argument("--geojson", metavar="FILE", help="a GeoJSON geometry or Feature")
+    geofence_add.add_argument("--description", default="")
+    geofence_add.add_argument("--calendar", type=int, metavar="ID",
+                              help="active only while this calendar is")
+    geofence_add.add_argument("--speed-limit", type=float, metavar="KMH",
+                              help="speed limit inside the zone in km/h (stored in knots)")
+    geofence_add.add_argument("--dwell-minutes", type=float, metavar="M",
+                              help="a geofenceDwell event after M minutes inside")
+    geofence_add.add_argument("--attribute", action="append", default=[], metavar="KEY=VALUE",
+                              help="e.g. hysteresisMeters=30, polylineDistance=25 (LINESTRING)")
+    geofence.add_parser("list", parents=[configured], help="list zones")
+    _with_id(geofence, configured, "show", "print a zone as JSON", "zone")
+    _with_id(geofence, configured, "delete", "delete a zone and its links", "zone")
+    for action, help_text in (("link", "assign a zone to a device or a group"),
+                              ("unlink", "remove that assignment")):
+        sub = _with_id(geofence, configured, action, help_text, "zone")
+        target = sub.add_mutually_exclusive_group(required=True)
+        target.add_argument("--unique-id", help="the device's IMEI or other unique id")
+        target.add_argument("--group", type=int, metavar="ID", help="the group's id")
+
+
+def _configuration_parsers(commands, configured: argparse.ArgumentParser) -> None:
+    """group, geofence, calendar, rule and organisation."""
+    def actions(name: str, help_text: str):
+        return _actions(commands, name, help_text)
+
+    def with_id(parent, action: str, help_text: str, what: str):
+        return _with_id(parent, configured, action, help_text, what)
+
+    group = actions("group", "device groups (their attributes are settings for their devices)")
+    group_add = group.add_parser("add", parents=[configured], help="create a group")
+    group_add.add_argument("--name", required=True)
+    group_add.add_argument("--attribute", action="append", default=[], metavar="KEY=VALUE",
+                           help="a setting for the group's devices, e.g. speedLimit=43.2 (knots)")
+    group.add_parser("list", parents=[configured], help="list groups")
+    with_id(group, "delete", "delete a group (its devices lose it)", "group")
+    _geofence_parser(commands, configured)
+
+    calendar = actions("calendar", "weekly active hours for zones and rules")
+    calendar_add = calendar.add_parser("add", parents=[configured], help="create a calendar")
+    calendar_add.add_argument("--name", required=True)
+    calendar_add.add_argument("--file", required=True, metavar="FILE.json",
+                              help='{"intervals": [{"days": ["mon"], "from": "08:00", "to": "17:00"}]}')
+    calendar.add_parser("list", parents=[configured], help="list calendars")
+    with_id(calendar, "delete", "delete a calendar (refused while a rule names it)", "calendar")
+
+    rule = actions("rule", "user rules: a condition on devices raises an event")
+    rule_add = rule.add_parser("add", parents=[configured], help="create a rule")
+    rule_add.add_argument("--name", required=True)
+    definition = rule_add.add_mutually_exclusive_group(required=True)
+    definition.add_argument("--file", metavar="FILE.json",
+                            help="the definition {when, devices, groups, zone, calendar, then}")
+    definition.add_argument("--json", metavar="TEXT", help="the definition as JSON text")
+    rule_add.add_argument("--disabled", action="store_true", help="store it switched off")
+    rule.add_parser("list", parents=[configured], help="list rules")
+    with_id(rule, "show", "print a rule as JSON", "rule")
+    with_id(rule, "delete", "delete a rule", "rule")
+    with_id(rule, "enable", "switch a rule on", "rule")
+    with_id(rule, "disable", "switch a rule off", "rule")
+
+    organisation = actions("organisation", "organisations")
+    organisation.add_parser("list", parents=[configured], help="list organisations")
+    timezone = organisation.add_parser("timezone", parents=[configured],
+                                       help="set the time zone calendars are read in")
+    timezone.add_argument("--id", type=int, default=1, help="the organisation (default 1)")
+    timezone.add_argument("name", metavar="NAME", help="IANA time zone, e.g. Europe/Berlin")
+
+    notification = actions("notification", "push tokens and notification preferences of a user")
+    token_add = notification.add_parser("token-add", parents=[configured],
+                                        help="register a push token (or webhook URL, e-mail address)")
+    token_add.add_argument("--email", required=True, help="the user's e-mail")
+    token_add.add_argument("--channel", required=True, choices=CHANNELS)
+    token_add.add_argument("--platform", default="android")
+    token_add.add_argument("--token", required=True)
+    token_list = notification.add_parser("tokens", parents=[configured], help="a user's tokens (masked)")
+    token_list.add_argument("--email", required=True)
+    prefs = notification.add_parser("preferences", parents=[configured],
+                                    help="set a user's preferences (JSON, see tracker/push/preferences.py)")
+    prefs.add_argument("--email", required=True)
+    prefs.add_argument("--json", required=True, metavar="TEXT")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,22 +232,25 @@ def _serve(config) -> int:
 
 
 def _admin(args, config) -> int:
-    from tracker.storage import DuplicateError, open_store
+    from tracker.editing import EditError
+    from tracker.storage import DuplicateError, InUseError, NotFoundError, open_store
 
     store = open_store(config.database_url)
     store.migrate()
     if args.command == "migrate":
         print(f"database at the latest schema ({store.dialect})")
         return 0
+    handlers = {"device": _device, "command": _command, "user": _user, "group": _group,
+                "geofence": _geofence, "calendar": _calendar, "rule": _rule,
+                "organisation": _organisation, "notification": _notification}
     try:
-        if args.command == "device":
-            return _device(args, store)
-        if args.command == "command":
-            return _command(args, store)
-        return _user(args, store)
+        return handlers[args.command](args, store)
     except DuplicateError as error:
         print(f"tracker: {error}", file=sys.stderr)
         return 1
+    except (EditError, NotFoundError, InUseError) as error:
+        print(f"tracker: {error}", file=sys.stderr)
+        return 2
 
 
 def _device(args, store) -> int:
@@ -132,6 +261,8 @@ def _device(args, store) -> int:
         for device in store.devices():
             last = device.last_update.isoformat() if device.last_update else "never"
             print(f"{device.id}\t{device.unique_id}\t{device.name}\tlast update {last}")
+    elif args.device_command == "set":
+        return _device_set(args, store)
     else:
         for attempt in store.unknown_devices(args.limit):
             print(f"{attempt.attempt_time.isoformat()}\t{attempt.protocol}\t"
@@ -180,6 +311,211 @@ def _user(args, store) -> int:
     return 0
 
 
+# -- configuration -----------------------------------------------------------------------
+
+def _compact(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _device_by_unique_id(store, unique_id: str):
+    from tracker.storage import NotFoundError
+
+    device = store.device_by_unique_id(unique_id)
+    if device is None:
+        raise NotFoundError(f"no device with unique id {unique_id}")
+    return device
+
+
+def _json_file(path: str, what: str):
+    """A JSON file's content; a missing file or bad JSON is an EditError naming it."""
+    from tracker.editing import EditError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise EditError(f"{what}: cannot read {path}: {error.strerror or error}") from None
+    except ValueError as error:
+        raise EditError(f"{what}: {path} is not JSON: {error}") from None
+
+
+def _without_unset(attributes: dict) -> dict:
+    return {key: value for key, value in attributes.items() if value is not None}
+
+
+def _device_set(args, store) -> int:
+    from tracker import editing
+    from tracker.storage import UNCHANGED
+
+    device = _device_by_unique_id(store, args.unique_id)
+    name = None if args.name is None else editing.name_field(args.name, "--name")
+    group_id = None if args.no_group else (UNCHANGED if args.group is None else args.group)
+    attributes = None
+    if args.attribute or args.speed_limit is not None:
+        changes = editing.attribute_pairs(args.attribute)
+        if args.speed_limit is not None:
+            changes["speedLimit"] = editing.knots_from_kmh(args.speed_limit, "--speed-limit")
+        attributes = editing.device_settings(_without_unset({**device.attributes, **changes}))
+    device = store.update_device(None, device.id, name=name, group_id=group_id,
+                                 attributes=attributes)
+    group = "no group" if device.group_id is None else f"group {device.group_id}"
+    print(f"updated device {device.id}: {device.unique_id} {device.name}, {group}, "
+          f"settings {_compact(dict(device.attributes))}")
+    return 0
+
+
+def _group(args, store) -> int:
+    from tracker import editing
+
+    if args.group_command == "add":
+        attributes = _without_unset(editing.attribute_pairs(args.attribute))
+        fields = editing.group_fields({"name": args.name, "attributes": attributes})
+        group = store.add_group(None, fields.name, fields.attributes)
+        print(f"added group {group.id}: {group.name}")
+    elif args.group_command == "list":
+        for group in store.groups(None):
+            print(f"{group.id}\t{group.name}\t{_compact(dict(group.attributes))}")
+    else:
+        store.delete_group(None, args.id)
+        print(f"deleted group {args.id}")
+    return 0
+
+
+def _geofence_json(geofence) -> dict:
+    """As GET /api/geofences/{id} shows it, plus its WKT."""
+    from geofence.formats import traccar_area, wkt_text
+
+    return {"id": geofence.id, "name": geofence.name, "description": geofence.description,
+            "area": traccar_area(geofence.geometry), "calendarId": geofence.calendar_id,
+            "attributes": dict(geofence.attributes), "wkt": wkt_text(geofence.geometry),
+            "geojson": geofence.geometry}
+
+
+def _geofence(args, store) -> int:
+    from geofence.formats import traccar_area
+    from tracker import editing
+    from tracker.storage import NotFoundError
+
+    action = args.geofence_command
+    if action == "add":
+        attributes = _without_unset(editing.attribute_pairs(args.attribute))
+        if args.speed_limit is not None:
+            attributes["speedLimit"] = editing.knots_from_kmh(args.speed_limit, "--speed-limit")
+        if args.dwell_minutes is not None:
+            attributes["dwellMinutes"] = args.dwell_minutes
+        body = {"name": args.name, "description": args.description, "calendarId": args.calendar,
+                "attributes": attributes, "area": args.area, "wkt": args.wkt}
+        if args.geojson is not None:
+            body["geojson"] = _json_file(args.geojson, "--geojson")
+        fields = editing.geofence_fields(body)
+        geofence = store.add_geofence(None, fields.name, fields.feature,
+                                      description=fields.description,
+                                      calendar_id=fields.calendar_id, attributes=fields.attributes)
+        print(f"added geofence {geofence.id}: {geofence.name} {traccar_area(geofence.geometry)}")
+    elif action == "list":
+        for geofence in store.geofences(None):
+            print(f"{geofence.id}\t{geofence.name}\t{traccar_area(geofence.geometry)}")
+    elif action == "show":
+        geofence = store.geofence(None, args.id)
+        if geofence is None:
+            raise NotFoundError(f"geofence {args.id} not found")
+        _print_json(_geofence_json(geofence))
+    elif action == "delete":
+        store.delete_geofence(None, args.id)
+        print(f"deleted geofence {args.id}")
+    else:
+        device_id = None if args.unique_id is None else _device_by_unique_id(store, args.unique_id).id
+        method = store.link_geofence if action == "link" else store.unlink_geofence
+        method(None, args.id, device_id=device_id, group_id=args.group)
+        target = f"device {args.unique_id}" if device_id is not None else f"group {args.group}"
+        print(f"{action}ed geofence {args.id} {'to' if action == 'link' else 'from'} {target}")
+    return 0
+
+
+def _calendar(args, store) -> int:
+    from tracker import editing
+
+    if args.calendar_command == "add":
+        data = _json_file(args.file, "--file")
+        if isinstance(data, dict) and "intervals" not in data and "data" in data:
+            data = data["data"]   # a calendar as the API shows it
+        fields = editing.calendar_fields({"name": args.name, "data": data})
+        calendar = store.add_calendar(None, fields.name, fields.data)
+        print(f"added calendar {calendar.id}: {calendar.name}")
+    elif args.calendar_command == "list":
+        for calendar in store.calendars(None):
+            print(f"{calendar.id}\t{calendar.name}\t{_compact(calendar.data)}")
+    else:
+        store.delete_calendar(None, args.id)
+        print(f"deleted calendar {args.id}")
+    return 0
+
+
+def _rule_json(rule) -> dict:
+    """As GET /api/rules/{id} shows it (and `rule add --file` takes it)."""
+    return {"id": rule.id, "name": rule.name, "enabled": rule.enabled, **rule.definition}
+
+
+def _rule(args, store) -> int:
+    from tracker import editing
+    from tracker.editing import EditError
+    from tracker.storage import NotFoundError
+
+    action = args.rule_command
+    if action == "add":
+        if args.file is not None:
+            body = _json_file(args.file, "--file")
+        else:
+            try:
+                body = json.loads(args.json)
+            except ValueError as error:
+                raise EditError(f"--json: not JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise EditError("rule: the definition must be a JSON object")
+        body = {**body, "name": args.name}
+        if args.disabled:
+            body["enabled"] = False
+        fields = editing.rule_fields(store, None, body)
+        rule = store.add_rule(None, fields.name, fields.definition, fields.enabled)
+        print(f"added rule {rule.id}: {rule.name}{'' if rule.enabled else ' (disabled)'}")
+        return 0
+    if action == "list":
+        for rule in store.rules(None):
+            state = "enabled" if rule.enabled else "disabled"
+            print(f"{rule.id}\t{rule.name}\t{state}\t{_compact(rule.definition)}")
+        return 0
+    if action == "delete":
+        store.delete_rule(None, args.id)
+        print(f"deleted rule {args.id}")
+        return 0
+    rule = store.rule(None, args.id)
+    if rule is None:
+        raise NotFoundError(f"rule {args.id} not found")
+    if action == "show":
+        _print_json(_rule_json(rule))
+        return 0
+    enabled = action == "enable"
+    store.update_rule(None, rule.id, name=rule.name, definition=rule.definition, enabled=enabled)
+    print(f"rule {rule.id} {action}d: {rule.name}")
+    return 0
+
+
+def _organisation(args, store) -> int:
+    from tracker import editing
+
+    if args.organisation_command == "list":
+        for organisation in store.organisations():
+            print(f"{organisation.id}\t{organisation.name}\t{organisation.timezone}")
+        return 0
+    name = editing.timezone_name(args.name, "NAME")
+    store.set_organisation_timezone(args.id, name)
+    print(f"organisation {args.id}: time zone {name}")
+    return 0
+
+
 def _replay(args) -> int:
     """Decode a capture; bad frames are reported on stderr and skipped."""
     import protocols
@@ -214,3 +550,33 @@ def _capture_frames(data: bytes) -> tuple[list[bytes], bool]:
         return [bytes.fromhex(line) for line in lines], False
     except ValueError:  # not ASCII hex: a raw capture of the byte stream
         return [data], True
+
+
+def _notification(args, store) -> int:
+    import datetime as dt
+
+    from tracker.push.base import mask
+    from tracker.push.preferences import Preferences, PreferencesError
+
+    user = store.user_by_email(args.email)
+    if user is None:
+        print(f"tracker: no user {args.email}", file=sys.stderr)
+        return 2
+    if args.notification_command == "token-add":
+        token = store.add_push_token(user.id, args.channel, args.platform, args.token,
+                                     dt.datetime.now(dt.UTC))
+        print(f"added token {token.id}: {token.channel} {mask(token.token)}")
+    elif args.notification_command == "tokens":
+        for token in store.push_tokens(user.id):
+            state = f"disabled ({token.disabled_reason})" if token.disabled else "active"
+            print(f"{token.id}\t{token.channel}\t{token.platform}\t{mask(token.token)}\t{state}")
+    else:
+        try:
+            data = json.loads(args.json)
+            Preferences.from_json(data)
+        except (ValueError, PreferencesError) as error:
+            print(f"tracker: preferences: {error}", file=sys.stderr)
+            return 2
+        store.set_preferences(user.id, data)
+        print(f"preferences of {user.email} stored")
+    return 0

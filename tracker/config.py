@@ -80,6 +80,13 @@ class Config:
     batch_max_positions: int = 2_000       # positions per database transaction
     batch_max_delay_s: float = 0.05        # wait this long to fill a batch
     writer_max_pending: int = 100_000      # positions queued before new data is refused
+    # [events]: server-wide event thresholds, geofence.engine.Profile field names
+    # (speed_limit_kn, overspeed_min_duration_s, hysteresis_m ...); devices and
+    # groups override them with their settings (tracker.rules.SETTINGS).
+    event_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # [push]: public_url, poll, coalesce_window, max_attempts; [push.<channel>]:
+    # that channel's settings (tracker.push.<channel>); only configured channels run.
+    push: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 DEFAULTS = Config()
@@ -129,7 +136,14 @@ def _build(data: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         batch_max_positions=_number(server, "batch_max_positions", DEFAULTS.batch_max_positions, int),
         batch_max_delay_s=_number(server, "batch_max_delay", DEFAULTS.batch_max_delay_s, float),
         writer_max_pending=_number(server, "writer_max_pending", DEFAULTS.writer_max_pending, int),
+        event_defaults=dict(_table(data, "events")),
+        push=dict(_table(data, "push")),
     )
+    from tracker.rules import SettingsError, profile_defaults  # shapely: only when loading
+    try:
+        profile_defaults(config.event_defaults)
+    except SettingsError as error:
+        raise ConfigError(str(error)) from None
     if config.unknown_devices not in UNKNOWN_POLICIES:
         raise ConfigError(f"devices.unknown must be one of {UNKNOWN_POLICIES}, "
                           f"not {config.unknown_devices!r}")

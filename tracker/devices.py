@@ -16,7 +16,6 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from tracker.models import Device, UnknownDeviceAttempt
-from tracker.pipeline import DeviceTrack
 from tracker.storage.api import DuplicateError, Store
 
 log = Logger()
@@ -33,15 +32,10 @@ class DeviceDirectory:
         self._register_unknown = unknown_policy == "register"
         self._cache_s = cache_s
         self._cache: dict[str, tuple[Device, float]] = {}
-        self._tracks: dict[int, DeviceTrack] = {}
 
     def now(self) -> dt.datetime:
         """The reactor's time as an aware UTC datetime (tests drive it with Clock)."""
         return dt.datetime.fromtimestamp(self._reactor.seconds(), dt.UTC)
-
-    def track(self, device: Device) -> DeviceTrack:
-        """The pipeline state of `device`, shared by all its connections."""
-        return self._tracks.setdefault(device.id, DeviceTrack())
 
     def identify(self, unique_id: str, protocol: str, remote: str) -> defer.Deferred:
         """Deferred[Device | None]: the device, or None when it is refused."""

@@ -54,9 +54,11 @@ class DeviceHttpResource(resource.Resource):
 
     def __init__(self, ingest: Ingest) -> None:
         super().__init__()
-        # A request is no lasting channel to the device, so no downlink commands:
-        # without the dispatcher, a request costs no command lookup in the database.
-        self.ingest = Ingest(ingest.codec, ingest.directory, ingest.writer, ingest.options)
+        # A request is no lasting channel to the device: no downlink commands (so a
+        # request costs no command lookup in the database) and no deviceOffline when
+        # it ends (the rule engine marks HTTP devices unknown after a silence).
+        self.ingest = Ingest(ingest.codec, ingest.directory, ingest.writer, ingest.rules,
+                             options=ingest.options, connections=False)
 
     def render(self, request):
         remote = f"{request.getClientAddress().host}:{request.getClientAddress().port}"

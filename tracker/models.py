@@ -22,6 +22,10 @@ class Device:
     disabled: bool = False
     last_update: dt.datetime | None = None
     position_id: int | None = None   # id of the latest stored position, if any
+    group_id: int | None = None
+    # Configuration set by users (Traccar's device "attributes": speedLimit ...),
+    # not the status attributes devices report.
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,6 +93,11 @@ class NewEvent:
     event_time: dt.datetime
     attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     fix_time: dt.datetime | None = None   # the causing position's fix time, if any
+    geofence_id: int | None = None        # the zone of geofence events
+
+    @property
+    def subject(self) -> str:
+        return event_subject(self.attributes, self.geofence_id)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,6 +108,22 @@ class StoredEvent:
     event_time: dt.datetime
     position_id: int | None
     attributes: Mapping[str, Any]
+    geofence_id: int | None = None
+
+    @property
+    def subject(self) -> str:
+        return event_subject(self.attributes, self.geofence_id)
+
+
+def event_subject(attributes: Mapping[str, Any], geofence_id: int | None) -> str:
+    """What an event is about within its type, part of its unique key: the alarm
+    value, else the geofence id, else the rule id, else the attribute (sensor
+    rules), else ""."""
+    for key in ("alarm", "geofenceId", "ruleId", "attribute"):
+        value = attributes.get(key)
+        if value is not None and value != "":
+            return str(value)[:128]
+    return "" if geofence_id is None else str(geofence_id)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,6 +142,17 @@ class Batch:
     positions: tuple[NewPosition, ...] = ()
     events: tuple[NewEvent, ...] = ()
     statuses: tuple[StatusUpdate, ...] = ()
+    states: tuple[RuleState, ...] = ()   # rule state after these records (upserted)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RuleState:
+    """A device's rule engine state (`geofence.engine.DeviceState.to_json()`), stored
+    in the same transaction as the positions and events that produced it, so a
+    restart resumes exactly where the committed data ends."""
+
+    device_id: int
+    state: Mapping[str, Any]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -146,3 +182,132 @@ class StoredCommand:
     result_time: dt.datetime | None = None
     result: str | None = None
     user_id: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Organisation:
+    id: int
+    name: str
+    timezone: str = "UTC"     # IANA name; calendars and local times use it
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Group:
+    id: int
+    organisation_id: int
+    name: str
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # speedLimit ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Geofence:
+    """A stored zone.  `geometry` is a GeoJSON Feature in (lon, lat): Polygon or
+    MultiPolygon, Point with properties.radius_m (circle), LineString with
+    properties.width_m (corridor); `geofence.zones.from_geojson` builds the Zone."""
+
+    id: int
+    organisation_id: int
+    name: str
+    geometry: Mapping[str, Any]
+    description: str = ""
+    calendar_id: int | None = None
+    # speedLimit (knots), dwellMinutes, hysteresisMeters, hysteresisFixes, ...
+    attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Calendar:
+    """Active hours, `data` as `geofence.calendar.Calendar.from_json` reads it."""
+
+    id: int
+    organisation_id: int
+    name: str
+    data: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rule:
+    """A user rule, `definition` as `geofence.rules.parse_rule` reads it."""
+
+    id: int
+    organisation_id: int
+    name: str
+    definition: Mapping[str, Any]
+    enabled: bool = True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RuleConfig:
+    """Everything the rule engine needs, read in one go (`Store.rule_config`)."""
+
+    revision: int
+    organisations: tuple[Organisation, ...]
+    devices: tuple[Device, ...]
+    groups: tuple[Group, ...]
+    geofences: tuple[Geofence, ...]
+    calendars: tuple[Calendar, ...]
+    rules: tuple[Rule, ...]
+    device_geofences: tuple[tuple[int, int], ...]   # (device_id, geofence_id)
+    group_geofences: tuple[tuple[int, int], ...]    # (group_id, geofence_id)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PushToken:
+    """A phone's (or hook's, or mailbox's) address on one push channel.  `token` is
+    a secret: log `tracker.push.base.mask(token)` only."""
+
+    id: int
+    user_id: int
+    channel: str
+    platform: str
+    token: str
+    created: dt.datetime
+    disabled: dt.datetime | None = None
+    disabled_reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """An event to notify, with its device, place and zone name.  `outbox_id` is
+    None when read for an existing delivery (`Store.notification_context`)."""
+
+    outbox_id: int | None
+    event: StoredEvent
+    device: Device
+    latitude: float | None = None     # of the event's position, when it has one
+    longitude: float | None = None
+    zone_name: str | None = None      # of the event's geofence, when it still exists
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewDelivery:
+    event_id: int
+    token_id: int
+    user_id: int
+    channel: str
+    token_hash: str
+    status: str = "pending"       # or coalesced / suppressed (never sent)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A pending delivery whose time has come, with what sending it needs."""
+
+    id: int
+    event_id: int
+    user_id: int
+    attempts: int
+    token: PushToken
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    id: int
+    event_id: int
+    user_id: int
+    channel: str
+    token_hash: str
+    status: str
+    attempts: int
+    last_error: str | None
+    updated: dt.datetime

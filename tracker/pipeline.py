@@ -1,9 +1,11 @@
 """Turns decoded messages of one identified device into what gets stored.
 
 The ordered list of position handlers (Traccar's idea, without its database calls):
-plausibility filter -> archive flag for late fixes -> alarm events -> status.
-Pure functions of the messages, the device and `now`: no I/O here, so the adapters
-can call it on the reactor thread and hand the result to the batch writer.
+plausibility filter -> archive flag for late fixes -> rule engine (geofences,
+overspeed, alarms, ignition, motion, user rules: `tracker.rules`) -> status.
+No I/O here (the rule engine works on in-memory state), so the adapters can call it
+on the reactor thread and hand the result to the batch writer, which commits the
+positions, their events and the device's rule state in one transaction.
 
 Decisions:
 - A record without a fix of its own (`outdated`, e.g. a GT06 heartbeat) is not a
@@ -11,10 +13,15 @@ Decisions:
   alarm event; the device's last stored position stays its place.
 - A fix whose coordinates are out of range, or whose time is more than 25 h ahead
   of `now`, is dropped with a log line (Traccar's plausibility limits).
-- A fix older than the newest one seen from the device is stored with
-  `archive=True` (history upload after a coverage gap) and fires no alarm event.
-- A protocol alarm becomes an `alarm` event, unique per device, time and value, so
-  a retransmitted alarm is stored once.
+- A fix older than the newest live one of the device is stored with
+  `archive=True` (history upload after a coverage gap) and fires no event: live
+  events fire once, in fix order.  The newest fix time is part of the rule state,
+  so this also holds across restarts.
+- A fix the device marks invalid (no GPS lock: the last known place) is stored but
+  is no evidence of where the device is: it feeds only the attribute rules
+  (alarms, ignition, sensors), like a heartbeat.
+- Events are unique per device, type, time and subject (`NewEvent.subject`), so a
+  retransmitted frame stores its events once.
 - A device's answer to a command becomes a `commandResult` event (attributes
   {"result": text}) at server time; storage marks the command answered.
 """
@@ -28,28 +35,22 @@ from twisted.logger import Logger
 
 from protocols import CommandResult, Message, Position
 from tracker.models import Batch, Device, NewEvent, NewPosition, StatusUpdate
+from tracker.rules import RuleService
 
 log = Logger()
 
 MAX_FUTURE = dt.timedelta(hours=25)
 
 
-class DeviceTrack:
-    """What the pipeline remembers of one device between frames."""
-
-    __slots__ = ("latest_fix",)
-
-    def __init__(self, latest_fix: dt.datetime | None = None) -> None:
-        self.latest_fix = latest_fix
-
-
 def build_batch(device: Device, protocol: str, messages: Iterable[Message],
-                track: DeviceTrack, now: dt.datetime) -> Batch:
+                rules: RuleService, now: dt.datetime) -> Batch:
     """The Batch to store for the messages decoded from one frame of `device`
-    (logins are ignored: identification happened before)."""
+    (logins are ignored: identification happened before), with the events the
+    rule engine derives and the device's rule state after them."""
     new_positions: list[NewPosition] = []
     events: list[NewEvent] = []
     statuses: list[StatusUpdate] = []
+    evaluated = False
     for position in messages:
         if isinstance(position, CommandResult):
             events.append(NewEvent(device.id, "commandResult", now, {"result": position.text}))
@@ -58,7 +59,8 @@ def build_batch(device: Device, protocol: str, messages: Iterable[Message],
             continue
         if position.outdated:
             statuses.append(StatusUpdate(device.id, now, dict(position.attributes)))
-            events.extend(_alarm_events(device, position, fix_time=None))
+            events.extend(rules.on_status(device, position.attributes, position.fix_time, now))
+            evaluated = True
             continue
         if not _plausible(position, now):
             log.warn("dropping implausible position of {unique_id} ({protocol}): "
@@ -66,27 +68,23 @@ def build_batch(device: Device, protocol: str, messages: Iterable[Message],
                      protocol=protocol, time=position.fix_time, lat=position.latitude,
                      lon=position.longitude)
             continue
-        archive = track.latest_fix is not None and position.fix_time < track.latest_fix
+        archive = rules.is_late(device, position.fix_time)
         if not archive:
-            track.latest_fix = position.fix_time
-            events.extend(_alarm_events(device, position, fix_time=position.fix_time))
+            evaluated = True
+            if position.valid:
+                events.extend(rules.on_fix(device, position, now))
+            else:
+                events.extend(rules.on_status(device, position.attributes, position.fix_time, now))
         new_positions.append(_new_position(device, protocol, position, now, archive))
     if new_positions and not statuses:
         statuses.append(StatusUpdate(device.id, now, {}))
-    return Batch(tuple(new_positions), tuple(events), tuple(statuses))
+    states = (rules.snapshot(device),) if evaluated else ()
+    return Batch(tuple(new_positions), tuple(events), tuple(statuses), states)
 
 
 def _plausible(position: Position, now: dt.datetime) -> bool:
     return (-90.0 <= position.latitude <= 90.0 and -180.0 <= position.longitude <= 180.0
             and position.fix_time <= now + MAX_FUTURE)
-
-
-def _alarm_events(device: Device, position: Position,
-                  fix_time: dt.datetime | None) -> list[NewEvent]:
-    alarm = position.attributes.get("alarm")
-    if not alarm:
-        return []
-    return [NewEvent(device.id, "alarm", position.fix_time, {"alarm": alarm}, fix_time)]
 
 
 def _new_position(device: Device, protocol: str, position: Position,

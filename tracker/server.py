@@ -1,8 +1,10 @@
 """Assembles the running server: storage, batch writer, device listeners, web.
 
-`TrackerServer(config, reactor).start()` migrates the database, starts the writer
-thread and the database thread pool, and listens on every configured protocol
-address and on the web port.  `stop()` stops listening, commits what is queued and
+`TrackerServer(config, reactor).start()` migrates the database, loads the rule
+configuration and the devices' rule states, starts the writer thread, the database
+thread pool, the rule service's poll and tick and the notification dispatcher (on
+its own thread pool), and listens on every configured
+protocol address and on the web port.  `stop()` stops listening, commits what is queued and
 stops the threads; it runs before reactor shutdown (SIGTERM, SIGINT).
 """
 
@@ -18,6 +20,9 @@ from tracker.commands import CommandDispatcher
 from tracker.config import Config
 from tracker.devices import DeviceDirectory
 from tracker.http_adapter import device_http_site
+from tracker.push import build_notifiers, dispatcher_options
+from tracker.push.dispatcher import Dispatcher
+from tracker.rules import RuleService, profile_defaults
 from tracker.storage import open_store
 from tracker.writer import BatchWriter
 from web.site import build_site
@@ -39,22 +44,39 @@ class TrackerServer:
         self.directory = DeviceDirectory(self.store, reactor, self.threadpool,
                                          config.unknown_devices)
         self.commands = CommandDispatcher(self.store, reactor, self.threadpool)
+        self.rules = RuleService(self.store, reactor, self.threadpool,
+                                 profile_defaults(config.event_defaults))
+        # Notifications get threads of their own: a slow gateway never holds up
+        # the database pool that ingestion and the API use.
+        self.push_threadpool = ThreadPool(minthreads=1, maxthreads=2, name="push")
+        self.notifications: Dispatcher | None = None
         self.listeners: dict[tuple[str, str], object] = {}   # (protocol, transport) -> port
         self.web_port = None
 
     def start(self) -> None:
         """Migrate, start threads and listen.  Raises if a port cannot be bound."""
         self.store.migrate()
+        self.rules.load()
+        self.notifications = Dispatcher(self.store, self.reactor, self.push_threadpool,
+                                        build_notifiers(self.config.push),
+                                        **dispatcher_options(self.config.push))
         self.threadpool.start()
         self.writer.start()
         self.commands.start()
+        self.rules.start(self.writer.submit)
+        self.push_threadpool.start()
+        self.notifications.start()
+        log.info("notifications: channels {channels}",
+                 channels=", ".join(sorted(self.notifications.notifiers)) or "none configured")
         self.reactor.addSystemEventTrigger("before", "shutdown", self.stop)
         for name, addresses in self.config.protocols.items():
-            ingest = Ingest(get_codec(name), self.directory, self.writer, commands=self.commands)
+            ingest = Ingest(get_codec(name), self.directory, self.writer, self.rules,
+                            commands=self.commands)
             for address in addresses:
                 self.listeners[(name, address.transport)] = self._listen(ingest, address)
                 log.info("{protocol} listening on {address}", protocol=name, address=str(address))
-        site = build_site(self.store, self.threadpool, self.reactor, commands=self.commands)
+        site = build_site(self.store, self.threadpool, self.reactor, commands=self.commands,
+                          config_changed=self.rules.poll)
         self.web_port = self.reactor.listenTCP(self.config.web_port, site,
                                                interface=self.config.web_interface)
         log.info("web and API on port {port}; database {dialect}",
@@ -86,7 +108,12 @@ class TrackerServer:
             self.web_port = None
         yield defer.DeferredList([defer.maybeDeferred(p.stopListening) for p in ports])
         self.commands.stop()
+        self.rules.stop()
         yield self.writer.stop()
+        if self.notifications is not None:
+            yield self.notifications.stop()
+        if self.push_threadpool.started:
+            self.push_threadpool.stop()
         if self.threadpool.started:
             self.threadpool.stop()
         log.info("server stopped; all queued data committed")

@@ -57,7 +57,9 @@ same digits).  Routes are a seeded random walk per device around a start point
 near Berlin: speed 0..90 km/h, the reported course is the direction actually
 moved, and fix times are the current UTC second, strictly increasing per device
 (with an interval below one second fix times therefore run ahead of the clock).
-Every Kth report (`--alarm-every K`) carries the alarm "sos".
+Every Kth report (`--alarm-every K`) carries the alarm "sos".  With `--route FILE`
+every device follows that route instead, one point per report (`read_route`), and
+stops producing at its end (the default duration is then the route's length).
 
 After `--duration` the devices stop producing and the simulation drains: it waits
 up to `--drain-timeout` seconds for outstanding acks (reconnecting and resending
@@ -190,6 +192,7 @@ class SimulationOptions:
     max_tries: int = 5
     request_timeout_s: float = 10.0
     reply_wait_s: float = 2.0
+    route: tuple[tuple[float, float, float], ...] = ()   # (lon, lat, speed km/h) per report
 
     def __post_init__(self) -> None:
         try:
@@ -201,6 +204,8 @@ class SimulationOptions:
             object.__setattr__(self, "port", default_port(self.protocol, transport))
         elif not 0 < self.port < 65536:
             raise ValueError(f"{self.port} is not a port number")
+        if self.route and self.duration_s is None:   # start offset + one report per point
+            object.__setattr__(self, "duration_s", self.interval_s * (len(self.route) + 1.5))
         self._check_numbers()
 
     def _check_numbers(self) -> None:
@@ -635,7 +640,12 @@ class _Device:
         simulation = self.simulation
         options = simulation.options
         now = simulation.reactor.seconds()
-        self._move(options.interval_s)
+        if options.route:
+            if self.produced >= len(options.route):
+                return
+            self._follow(options.route[self.produced])
+        else:
+            self._move(options.interval_s)
         self.last_fix_s = max(int(now), self.last_fix_s + 1)
         self.produced += 1
         alarm = bool(options.alarm_every) and self.produced % options.alarm_every == 0
@@ -668,6 +678,17 @@ class _Device:
 
     def _heartbeat(self) -> None:
         self.heartbeat_call = None
+
+    def _follow(self, point: tuple[float, float, float]) -> None:
+        """Go to the route's next point; course is the direction moved."""
+        lon, lat, speed_kmh = point
+        if self.produced:
+            east_m = ((lon - self.longitude) * METRES_PER_DEG_LAT
+                      * math.cos(math.radians((lat + self.latitude) / 2)))
+            north_m = (lat - self.latitude) * METRES_PER_DEG_LAT
+            if east_m or north_m:
+                self.course_deg = math.degrees(math.atan2(east_m, north_m)) % 360.0
+        self.longitude, self.latitude, self.speed_kmh = lon, lat, speed_kmh
 
     def _move(self, elapsed_s: float) -> None:
         """One step of the random walk; course is the direction moved."""
@@ -1397,6 +1418,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="append '<imei> <fix time> <position|alarm>' per acked report "
                              "(per report written, for protocols without report acks)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the routes (default 0)")
+    parser.add_argument("--route", metavar="FILE",
+                        help="every device follows this route, one point per report: lines "
+                             "'LON LAT SPEED_KMH' (spaces or commas; # comments); production "
+                             "ends with the route")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"),
                         default="warn", help="log to stderr from this level (default warn)")
 
@@ -1411,7 +1436,34 @@ def options_from_args(args: argparse.Namespace) -> SimulationOptions:
         acked_log=args.acked_log, seed=args.seed, drain_timeout_s=args.drain_timeout,
         buffer_limit=args.buffer, retry_timeout_s=getattr(args, "retry_timeout", 3.0),
         max_tries=getattr(args, "tries", 5),
+        route=read_route(args.route) if getattr(args, "route", None) else (),
     )
+
+
+def read_route(path: str) -> tuple[tuple[float, float, float], ...]:
+    """The points of a route file: one 'LON LAT SPEED_KMH' per line (spaces or
+    commas), blank lines and '#' comments ignored.  ValueError names the bad line."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except OSError as problem:
+        raise ValueError(f"cannot read route {path}: {problem}") from None
+    points = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].replace(",", " ").split()
+        if not text:
+            continue
+        try:
+            lon, lat, speed_kmh = (float(value) for value in text)
+        except ValueError:
+            raise ValueError(f"route {path} line {number}: expected 'LON LAT SPEED_KMH', "
+                             f"got {line.strip()!r}") from None
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90 and 0 <= speed_kmh <= 2000):
+            raise ValueError(f"route {path} line {number}: out of range: {line.strip()!r}")
+        points.append((lon, lat, speed_kmh))
+    if not points:
+        raise ValueError(f"route {path} has no points")
+    return tuple(points)
 
 
 class SimulationFailed(Exception):

@@ -159,8 +159,10 @@ def _fire_all(deferreds: list[defer.Deferred]) -> None:
 
 def merge_batches(batches) -> Batch:
     """One batch holding all of `batches`, in order, with repeated positions
-    (same device and fix time: a retransmission) kept once."""
+    (same device and fix time: a retransmission) kept once and only the last rule
+    state of each device (the newest one supersedes the others)."""
     positions, events, statuses = [], [], []
+    states = {}
     seen = set()
     for batch in batches:
         for position in batch.positions:
@@ -170,4 +172,7 @@ def merge_batches(batches) -> Batch:
                 positions.append(position)
         events.extend(batch.events)
         statuses.extend(batch.statuses)
-    return Batch(tuple(positions), tuple(events), tuple(statuses))
+        for state in batch.states:
+            states.pop(state.device_id, None)   # re-insert: keep the order of the last ones
+            states[state.device_id] = state
+    return Batch(tuple(positions), tuple(events), tuple(statuses), tuple(states.values()))

@@ -1,21 +1,42 @@
 """The Traccar-compatible REST resources under /api.
 
 Endpoints (Traccar's paths, parameters and JSON shapes, so `pytraccar` and other
-Traccar integrations work unchanged):
+Traccar integrations work unchanged).  The configuration resources (geofences to
+reports) live in `web.config_api`; ``{id}`` paths are `CollectionResource` items:
 
-=========================  ========================================================
-``GET /api/server``        server information; no authentication (as Traccar)
-``GET /api/session``       the logged-in user; 404 when not logged in
-``POST /api/session``      form login (``email``, ``password``); sets the cookie
-``DELETE /api/session``    logout: the session is deleted, 204 (also when none)
-``GET /api/devices``       devices the user may see; ``id`` / ``uniqueId`` filters
-``GET /api/positions``     latest per device; ``deviceId`` + ``from`` + ``to``:
-                           history oldest first; ``id``: those positions
-``POST /api/commands/send`` queue a command {deviceId, type, attributes}: 200 sent,
-                           202 queued until the device connects
-``GET /api/commands/types`` command types the device's protocol can carry
-``GET /api/commands/log``  our own: sent/queued/answered commands, newest first
-=========================  ========================================================
+======================================  ========================================================
+``GET /api/server``                     server information; no authentication (as Traccar)
+``GET /api/session``                    the logged-in user; 404 when not logged in
+``POST /api/session``                   form login (``email``, ``password``); sets the cookie
+``DELETE /api/session``                 logout: the session is deleted, 204 (also when none)
+``GET /api/devices``                    devices the user may see; ``id`` / ``uniqueId`` filters
+``GET /api/devices/{id}``               one device
+``PUT /api/devices/{id}``               Traccar's device body: name, groupId, settings
+                                        ``attributes`` (speedLimit ...); uniqueId cannot change
+``GET /api/positions``                  latest per device; ``deviceId`` + ``from`` + ``to``:
+                                        history oldest first; ``id``: those positions
+``POST /api/commands/send``             queue a command {deviceId, type, attributes}: 200 sent,
+                                        202 queued until the device connects
+``GET /api/commands/types``             command types the device's protocol can carry
+``GET /api/commands/log``               our own: sent/queued/answered commands, newest first
+``GET /api/geofences``                  zones (``deviceId`` / ``groupId``: those linked);
+                                        ``?format=geojson`` / ``Accept: application/geo+json``:
+                                        a FeatureCollection
+``POST /api/geofences``                 create: Traccar ``area``, or ``wkt``, ``geojson``, or a
+                                        GeoJSON Feature as the body
+``GET|PUT|DELETE /api/geofences/{id}``  one zone; PUT replaces it; 409 while a rule names it
+``POST|DELETE /api/permissions``        link / unlink a zone: {deviceId|groupId, geofenceId}
+``GET|POST /api/groups``                device groups; attributes are settings for their devices
+``GET|PUT|DELETE /api/groups/{id}``     one group
+``GET|POST /api/calendars``             ``data`` is OUR weekly schedule object, not iCalendar
+``GET|PUT|DELETE /api/calendars/{id}``  one calendar; 409 while a rule names it
+``GET|POST /api/rules``                 our own: user rules {id, name, enabled, when, devices,
+                                        groups, zone, calendar, then}
+``GET|PUT|DELETE /api/rules/{id}``      one rule
+``GET /api/events/{id}``                one event (Traccar's Event shape)
+``GET /api/reports/events``             ``from`` + ``to`` (required), ``deviceId``, ``groupId``,
+                                        ``type`` (repeatable; ``allEvents``): oldest first
+======================================  ========================================================
 
 Conventions:
 
@@ -25,14 +46,23 @@ Conventions:
   unexpected exception is logged with its traceback and the client gets a 500
   with no detail.  Nothing a client sends can take the server down.
 - Every response carries ``Cache-Control: no-store`` and ``X-Content-Type-Options:
-  nosniff``; JSON bodies are ``application/json; charset=utf-8``.
+  nosniff``; JSON bodies are ``application/json; charset=utf-8`` (GeoJSON ones
+  ``application/geo+json``).
 - Unknown path: 404.  Known path, wrong method: 405 with ``Allow``.  HEAD works
   wherever GET does.  Request bodies are capped at `MAX_BODY_BYTES` (413).
+- JSON bodies (POST, PUT, and DELETE /api/permissions) must be
+  ``application/json`` (415) and a JSON object (400 when malformed).  Invalid input
+  is a 400 naming the field (`tracker.editing.EditError`); a referenced object that
+  does not exist or is not visible is a 404 (the store's `NotFoundError`); deleting
+  what a rule still uses is a 409 (`InUseError`).  After every successful
+  configuration write ``ApiContext.config_changed`` is called.
 - Scoping, and what an invisible object looks like: list filters (``id`` and
   ``uniqueId`` on devices, ``id`` on positions) simply leave out what the user may
   not see or what does not exist, as an empty result does.  ``deviceId`` names
   one device, and a device the user may not see is a 404 exactly like a device
-  that does not exist, so the answer does not reveal which it is.
+  that does not exist, so the answer does not reveal which it is.  Likewise an
+  ``/api/<things>/{id}`` item of another organisation is the same 404 "no such
+  resource" as an unknown path.
 - Bad parameters are a 400 naming the parameter: a non-integer id, a time that is
   not ISO 8601 or has no UTC offset (``2024-01-01T00:00:00Z``), ``from`` after
   ``to``, only one of ``from``/``to``, ``from``/``to`` without ``deviceId``, ``id``
@@ -45,6 +75,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import re
 import urllib.parse
@@ -61,9 +92,11 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from protocols import COMMAND_TYPES
+from tracker import editing
+from tracker.editing import EditError
 from tracker.http_adapter import BoundedRequest
 from tracker.models import User
-from tracker.storage.api import Store
+from tracker.storage.api import InUseError, NotFoundError, Store
 from web import jsonshapes
 from web.auth import (
     REALM,
@@ -79,8 +112,10 @@ log = Logger()
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDS = 1000
 JSON_TYPE = b"application/json; charset=utf-8"
+GEOJSON_TYPE = b"application/geo+json"   # RFC 7946: no charset parameter (always UTF-8)
 
 _INT_RE = re.compile(r"[0-9]{1,18}")
+CONFIG_WRITES = frozenset({b"POST", b"PUT", b"DELETE"})
 _SPACE_OFFSET_RE = re.compile(r"(.*T[0-9:.,]+) ([0-9]{2}(?::?[0-9]{2})?)")
 
 
@@ -99,6 +134,7 @@ class Reply:
     status: int = 200
     body: Any = None             # JSON-ready value; None with 204
     headers: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    content_type: bytes = JSON_TYPE   # of a body (GeoJSON: GEOJSON_TYPE)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -111,6 +147,9 @@ class ApiContext:
     auth: Authenticator
     version: str
     commands: Any = None    # tracker.commands.CommandDispatcher; None: commands off
+    # called (on the reactor thread) after every successful configuration write, so
+    # the running rule engine reloads at once instead of at its next poll
+    config_changed: Callable[[], Any] | None = None
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Deferred:
         """Run a blocking store call on the thread pool."""
@@ -137,7 +176,7 @@ def _write(request: IRequest, reply: Reply) -> None:
             request.setHeader(b"Content-Length", b"0")
     else:
         body = jsonshapes.dumps(reply.body)
-        request.setHeader(b"Content-Type", JSON_TYPE)
+        request.setHeader(b"Content-Type", reply.content_type)
         request.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
         request.write(body)
     request.finish()
@@ -161,6 +200,12 @@ def _reply_for_failure(request: IRequest, failure: Failure) -> Reply:
         return error_reply(401, error.message, headers)
     if isinstance(error, TooManyAttempts):
         return error_reply(429, str(error), {"Retry-After": str(error.retry_after_s)})
+    if isinstance(error, EditError):
+        return error_reply(400, str(error))
+    if isinstance(error, NotFoundError):
+        return error_reply(404, str(error) or "no such resource")
+    if isinstance(error, InUseError):
+        return error_reply(409, str(error))
     log.failure("error serving {method} {path}", failure,
                 method=_printable(request.method), path=_printable(request.path))
     return error_reply(500, "internal server error")
@@ -180,32 +225,46 @@ class JsonResource(Resource):
 
     Subclasses name their handlers in `methods` (method -> coroutine method
     name); a handler gets the request and the user (None when `needs_user` is
-    false) and returns a `Reply` or a JSON-ready value (200).
+    false) and returns a `Reply` or a JSON-ready value (200).  With
+    `changes_config`, a successful POST, PUT or DELETE calls the context's
+    ``config_changed`` (GET and HEAD never do).
     """
 
     isLeaf = True
     methods: Mapping[bytes, str] = {}
     needs_user = True
+    changes_config = False
 
     def __init__(self, context: ApiContext):
         super().__init__()
         self.context = context
 
+    def route(self, request: IRequest) -> tuple[Mapping[bytes, str], tuple[Any, ...]] | None:
+        """The handlers for the rest of the path and the extra handler arguments;
+        None: no such resource.  Here: only the resource itself (or a trailing /)."""
+        if request.postpath not in ([], [b""]):
+            return None
+        return self.methods, ()
+
     def render(self, request: IRequest):
         _start_headers(request)
         method = request.method.upper()
-        if request.postpath not in ([], [b""]):
+        route = self.route(request)
+        if route is None or not route[0]:
             _write(request, error_reply(404, "no such resource"))
             return server.NOT_DONE_YET
-        if method == b"HEAD" and b"HEAD" not in self.methods:
+        methods, arguments = route
+        if method == b"HEAD" and b"HEAD" not in methods:
             method = b"GET"
-        name = self.methods.get(method)
+        name = methods.get(method)
         if name is None:
-            allowed = sorted(self.methods) + ([b"HEAD"] if b"GET" in self.methods else [])
+            allowed = sorted(methods) + ([b"HEAD"] if b"GET" in methods else [])
             allow = ", ".join(m.decode() for m in allowed)
             _write(request, error_reply(405, "method not allowed", {"Allow": allow}))
             return server.NOT_DONE_YET
         handler = getattr(self, name)
+        if arguments:
+            handler = functools.partial(handler, *arguments)
 
         disconnected = []
         request.notifyFinish().addErrback(lambda _: disconnected.append(True))
@@ -237,7 +296,51 @@ class JsonResource(Resource):
                 request.getHeader(b"origin"), request.getHeader(b"host")):
             raise ApiError(403, "cross-origin request refused (Origin does not match Host)")
         user = await self.context.auth.require_user(request) if self.needs_user else None
-        return await handler(request, user)
+        result = await handler(request, user)
+        if self.changes_config and method in CONFIG_WRITES:
+            self._config_changed()
+        return result
+
+    def _config_changed(self) -> None:
+        """Tell the running server; its failure is logged, never the client's answer
+        (the write is committed, and the server's own poll sees it anyway)."""
+        notify = self.context.config_changed
+        if notify is None:
+            return
+        try:
+            result = notify()
+        except Exception:
+            log.failure("config_changed failed")
+            return
+        if isinstance(result, Deferred):
+            result.addErrback(lambda f: log.failure("config_changed failed", f))
+
+
+class CollectionResource(JsonResource):
+    """``/api/<things>`` and ``/api/<things>/<id>``: `methods` serve the collection,
+    `item_methods` an item; their handlers get the id first:
+    ``handler(item_id, request, user)``.  An id that is not a decimal number, or a
+    path deeper than the id, is a 404 like any unknown path; so is an item that does
+    not exist or that the user may not see (`no_such_item`).
+    """
+
+    item_methods: Mapping[bytes, str] = {}
+
+    def route(self, request: IRequest) -> tuple[Mapping[bytes, str], tuple[Any, ...]] | None:
+        postpath = request.postpath
+        if postpath in ([], [b""]):
+            return self.methods, ()
+        if len(postpath) == 1 or (len(postpath) == 2 and postpath[1] == b""):
+            text = postpath[0].decode("ascii", "replace")
+            if _INT_RE.fullmatch(text):
+                return self.item_methods, (int(text),)
+        return None
+
+
+def no_such_item() -> ApiError:
+    """The 404 of an item path whose object does not exist or is not visible: the
+    same answer as an unknown path, so it does not tell which."""
+    return ApiError(404, "no such resource")
 
 
 class NotFound(Resource):
@@ -296,17 +399,49 @@ class SessionResource(JsonResource):
         return Reply(204)
 
 
-class DevicesResource(JsonResource):
+class DevicesResource(CollectionResource):
+    """GET /api/devices (filters ``id``, ``uniqueId``), GET /api/devices/{id}, and
+    PUT /api/devices/{id}: Traccar's device body; name, groupId and the settings
+    ``attributes`` (speedLimit ...) change, ``uniqueId`` must stay (see
+    `tracker.editing.device_fields`)."""
+
     methods = {b"GET": "get"}
+    item_methods = {b"GET": "get_one", b"PUT": "put"}
+    changes_config = True
 
     async def get(self, request: IRequest, user: User) -> Any:
-        ids = set(_int_params(request, "id"))
-        unique_ids = set(_str_params(request, "uniqueId"))
+        ids = set(int_params(request, "id"))
+        unique_ids = set(str_params(request, "uniqueId"))
         devices = await self.context.call(self.context.store.devices, user)
         if ids or unique_ids:
             devices = [d for d in devices if d.id in ids or d.unique_id in unique_ids]
         now = self.context.now()
         return [jsonshapes.device_json(device, now) for device in devices]
+
+    async def get_one(self, device_id: int, request: IRequest, user: User) -> Any:
+        device = await self.context.call(visible_device, self.context.store, user, device_id)
+        if device is None:
+            raise no_such_item()
+        return jsonshapes.device_json(device, self.context.now())
+
+    async def put(self, device_id: int, request: IRequest, user: User) -> Any:
+        body = json_body(request, device_id)
+        device = await self.context.call(_update_device, self.context.store, user, device_id, body)
+        return jsonshapes.device_json(device, self.context.now())
+
+
+def _update_device(store: Store, user: User, device_id: int, body: Mapping[str, Any]):
+    device = visible_device(store, user, device_id)
+    if device is None:
+        raise no_such_item()
+    fields = editing.device_fields(body, device.unique_id)
+    return store.update_device(user, device_id, name=fields.name, group_id=fields.group_id,
+                               attributes=fields.attributes)
+
+
+def visible_device(store: Store, user: User, device_id: int):
+    """The device if the user may see it, else None (blocking)."""
+    return next((d for d in store.devices(user) if d.id == device_id), None)
 
 
 class PositionsResource(JsonResource):
@@ -314,10 +449,10 @@ class PositionsResource(JsonResource):
 
     async def get(self, request: IRequest, user: User) -> Any:
         store = self.context.store
-        ids = _int_params(request, "id")
-        device_ids = _int_params(request, "deviceId")
-        start = _time_param(request, "from")
-        end = _time_param(request, "to")
+        ids = int_params(request, "id")
+        device_ids = int_params(request, "deviceId")
+        start = time_param(request, "from")
+        end = time_param(request, "to")
         if len(device_ids) > 1:
             raise ApiError(400, "deviceId may be given only once")
         if ids and (device_ids or start or end):
@@ -380,7 +515,7 @@ class CommandTypesResource(JsonResource):
     methods = {b"GET": "get"}
 
     async def get(self, request: IRequest, user: User) -> Any:
-        device_ids = _int_params(request, "deviceId")
+        device_ids = int_params(request, "deviceId")
         types = COMMAND_TYPES
         if device_ids and self.context.commands is not None:
             if not await self.context.call(_may_see_device, self.context.store, user, device_ids[0]):
@@ -396,7 +531,7 @@ class CommandLogResource(JsonResource):
     methods = {b"GET": "get"}
 
     async def get(self, request: IRequest, user: User) -> Any:
-        device_ids = _int_params(request, "deviceId")
+        device_ids = int_params(request, "deviceId")
         device_id = device_ids[0] if device_ids else None
         commands = await self.context.call(self.context.store.commands, user, device_id, 100)
         return [jsonshapes.command_json(command) for command in commands]
@@ -421,6 +556,17 @@ def _check_command(command_type: Any, attributes: Mapping[str, Any],
     if command_type == "custom" and not (isinstance(attributes.get("data"), str)
                                          and attributes["data"]):
         raise ApiError(400, "custom needs attributes.data (text)")
+
+
+def json_body(request: IRequest, item_id: int | None = None) -> dict[str, Any]:
+    """The JSON object in the body; with `item_id` (PUT of an item) its ``id``, when
+    present and not 0, must be that id."""
+    body = _json_body(request)
+    if item_id is not None:
+        sent = body.get("id")
+        if sent not in (None, 0, item_id) or isinstance(sent, bool):
+            raise ApiError(400, f"id: the body's id {sent!r} is not the id in the path ({item_id})")
+    return body
 
 
 def _json_body(request: IRequest) -> dict[str, Any]:
@@ -460,7 +606,7 @@ def _short(value: str) -> str:
     return repr(value if len(value) <= 40 else value[:40] + "...")
 
 
-def _str_params(request: IRequest, name: str) -> list[str]:
+def str_params(request: IRequest, name: str) -> list[str]:
     values = (request.args or {}).get(name.encode("ascii"), [])
     if len(values) > MAX_IDS:
         raise ApiError(400, f"at most {MAX_IDS} values of {name}")
@@ -470,9 +616,9 @@ def _str_params(request: IRequest, name: str) -> list[str]:
         raise ApiError(400, f"{name} is not valid UTF-8") from None
 
 
-def _int_params(request: IRequest, name: str) -> list[int]:
+def int_params(request: IRequest, name: str) -> list[int]:
     result = []
-    for value in _str_params(request, name):
+    for value in str_params(request, name):
         if not _INT_RE.fullmatch(value.strip()):
             raise ApiError(400, f"{name} must be a non-negative integer, not {_short(value)}")
         result.append(int(value))
@@ -497,8 +643,8 @@ def parse_time(name: str, value: str) -> dt.datetime:
         raise ApiError(400, f"{name} is out of range: {_short(value)}") from None
 
 
-def _time_param(request: IRequest, name: str) -> dt.datetime | None:
-    values = _str_params(request, name)
+def time_param(request: IRequest, name: str) -> dt.datetime | None:
+    values = str_params(request, name)
     if not values:
         return None
     if len(values) > 1:
@@ -531,8 +677,9 @@ def _single(fields: Mapping[str, Sequence[str]], name: str) -> str | None:
 
 
 __all__ = [
-    "ApiContext", "ApiError", "BoundedRequest", "CommandLogResource", "CommandSendResource",
-    "CommandTypesResource", "DevicesResource", "JsonResource",
-    "JsonRoot", "MAX_BODY_BYTES", "NotFound", "PositionsResource", "Reply",
-    "ServerResource", "SessionResource", "parse_time",
+    "GEOJSON_TYPE", "JSON_TYPE", "MAX_BODY_BYTES", "MAX_IDS", "ApiContext", "ApiError",
+    "BoundedRequest", "CollectionResource", "CommandLogResource", "CommandSendResource",
+    "CommandTypesResource", "DevicesResource", "JsonResource", "JsonRoot", "NotFound",
+    "PositionsResource", "Reply", "ServerResource", "SessionResource", "int_params",
+    "json_body", "no_such_item", "parse_time", "str_params", "time_param", "visible_device",
 ]

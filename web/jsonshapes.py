@@ -2,8 +2,18 @@
 
 Field names, nesting and null/zero conventions follow Traccar's REST API
 (https://www.traccar.org/api-reference/) as far as `pytraccar` and the Home
-Assistant integration read them.  Values that our model does not have (groups,
-phone, model, address ...) are sent as Traccar sends an unset field.
+Assistant integration read them.  Values that our model does not have (phone,
+model, address ...) are sent as Traccar sends an unset field.
+
+Unset references: a device's ``groupId`` and a geofence's ``calendarId`` are
+``null`` when there is none; events follow Traccar exactly (``positionId``,
+``geofenceId`` and ``maintenanceId`` are 0 when there is none).  Input accepts
+both (`tracker.editing.optional_id`).
+
+Our own shapes where Traccar has none or a different one: a geofence also carries
+``geojson`` (its stored GeoJSON Feature, lon/lat) next to Traccar's ``area``;
+a calendar's ``data`` is our weekly schedule object (`geofence.calendar`), not
+Traccar's base64 iCalendar; rules (``/api/rules``) are ours entirely.
 
 Times are formatted as Traccar's Jackson configuration does:
 ``2024-01-01T12:00:00.000+00:00`` (UTC, milliseconds, colon in the offset).
@@ -20,7 +30,18 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from tracker.models import Device, StoredCommand, StoredPosition, User
+from geofence.formats import traccar_area
+from tracker.models import (
+    Calendar,
+    Device,
+    Geofence,
+    Group,
+    Rule,
+    StoredCommand,
+    StoredEvent,
+    StoredPosition,
+    User,
+)
 
 ONLINE_WITHIN = dt.timedelta(minutes=5)
 """A device is "online" when its last update is at most this old."""
@@ -55,13 +76,95 @@ def device_json(device: Device, now: dt.datetime) -> dict[str, Any]:
         "disabled": device.disabled,
         "lastUpdate": format_time(device.last_update),
         "positionId": device.position_id,
-        "groupId": None,
+        "groupId": device.group_id,
         "phone": None,
         "model": None,
         "contact": None,
         "category": None,
-        "attributes": {},
+        "attributes": dict(device.attributes),
     }
+
+
+def group_json(group: Group) -> dict[str, Any]:
+    """Traccar's Group; groups do not nest here, so ``groupId`` is always null."""
+    return {"id": group.id, "name": group.name, "groupId": None,
+            "attributes": dict(group.attributes)}
+
+
+def geofence_attributes(geofence: Geofence) -> dict[str, Any]:
+    """The stored attributes; a corridor also shows Traccar's ``polylineDistance``
+    (half its width) when it was not given, so Traccar clients draw it right."""
+    attributes = dict(geofence.attributes)
+    properties = geofence.geometry.get("properties") or {}
+    if "width_m" in properties and "polylineDistance" not in attributes:
+        attributes["polylineDistance"] = properties["width_m"] / 2
+    return attributes
+
+
+def geofence_json(geofence: Geofence) -> dict[str, Any]:
+    """Traccar's Geofence (``area`` in its lat lon syntax) plus ``geojson``: the
+    stored Feature (lon, lat; a circle is a Point with properties.radius_m)."""
+    return {
+        "id": geofence.id,
+        "name": geofence.name,
+        "description": geofence.description,
+        "area": traccar_area(geofence.geometry),
+        "calendarId": geofence.calendar_id,
+        "attributes": geofence_attributes(geofence),
+        "geojson": _plain(geofence.geometry),
+    }
+
+
+def geofence_feature(geofence: Geofence) -> dict[str, Any]:
+    """The geofence as a GeoJSON Feature: ``id`` the geofence id, the stored
+    properties (radius_m, width_m) plus name, description, calendarId, attributes."""
+    stored = _plain(geofence.geometry)
+    properties = dict(stored.get("properties") or {})
+    properties.update(name=geofence.name, description=geofence.description,
+                      calendarId=geofence.calendar_id, attributes=dict(geofence.attributes))
+    return {"type": "Feature", "id": geofence.id, "geometry": stored["geometry"],
+            "properties": properties}
+
+
+def geofence_collection(geofences: list[Geofence]) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": [geofence_feature(g) for g in geofences]}
+
+
+def calendar_json(calendar: Calendar) -> dict[str, Any]:
+    """Traccar's Calendar shape, but ``data`` is our schedule object (see above)."""
+    return {"id": calendar.id, "name": calendar.name, "data": _plain(calendar.data),
+            "attributes": {}}
+
+
+def rule_json(rule: Rule) -> dict[str, Any]:
+    """Ours: id, name, enabled and the definition's keys (when, devices, groups,
+    zone, calendar, then) side by side, as POST and PUT take them."""
+    return {"id": rule.id, "name": rule.name, "enabled": rule.enabled,
+            **_plain(rule.definition)}
+
+
+def event_json(event: StoredEvent) -> dict[str, Any]:
+    """Traccar's Event: ids of what is not there are 0, as Traccar sends them."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "eventTime": format_time(event.event_time),
+        "deviceId": event.device_id,
+        "positionId": event.position_id or 0,
+        "geofenceId": event.geofence_id or 0,
+        "maintenanceId": 0,
+        "attributes": dict(event.attributes),
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Nested mappings and sequences as plain dicts and lists (stored JSON may come
+    back as read-only mappings or tuples)."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def position_json(position: StoredPosition) -> dict[str, Any]:
@@ -194,6 +297,7 @@ def _clean(value: Any) -> Any:
 
 
 __all__ = [
-    "ONLINE_WITHIN", "device_json", "device_status", "dumps", "error_json",
-    "format_time", "position_json", "server_json", "user_json",
+    "ONLINE_WITHIN", "calendar_json", "device_json", "device_status", "dumps", "error_json",
+    "event_json", "format_time", "geofence_collection", "geofence_feature", "geofence_json",
+    "group_json", "position_json", "rule_json", "server_json", "user_json",
 ]

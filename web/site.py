@@ -1,4 +1,5 @@
-"""Assembles the twisted.web resource tree: ``/api/...`` (see `web.api`).
+"""Assembles the twisted.web resource tree: ``/api/...`` (see `web.api` and, for the
+configuration resources, `web.config_api`).
 
 Pages and the WebSocket will hang further children on the root returned here
 (``site.resource``); anything not claimed answers a JSON 404.
@@ -7,6 +8,8 @@ Pages and the WebSocket will hang further children on the root returned here
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Callable
+from typing import Any
 
 from twisted.web.server import Site
 
@@ -24,6 +27,16 @@ from web.api import (
     SessionResource,
 )
 from web.auth import Authenticator
+from web.config_api import (
+    CalendarsResource,
+    EventsReportResource,
+    EventsResource,
+    GeofencesResource,
+    GroupsResource,
+    PermissionsResource,
+    RulesResource,
+)
+from web.notifications_api import NotificationsRoot
 
 IDLE_TIMEOUT_S = 60
 
@@ -36,7 +49,7 @@ def server_version() -> str:
 
 
 def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = False,
-               commands=None) -> Site:
+               commands=None, config_changed: Callable[[], Any] | None = None) -> Site:
     """The HTTP site.
 
     `threadpool` runs every store call (a started `twisted.python.threadpool.ThreadPool`
@@ -45,10 +58,14 @@ def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = Fals
     ``callFromThread``.  `secure_cookies` adds ``Secure`` to the session cookie:
     set it when the site is served over TLS (directly or behind a proxy).
     `commands` (a tracker.commands.CommandDispatcher) backs /api/commands.
+    `config_changed` is called after every successful configuration write through
+    the API (geofences, groups, calendars, rules, permissions, device settings), so
+    the running rule engine reloads at once.
     """
     auth = Authenticator(store, threadpool, reactor, secure_cookies=secure_cookies)
     context = ApiContext(store=store, threadpool=threadpool, reactor=reactor, auth=auth,
-                         version=server_version(), commands=commands)
+                         version=server_version(), commands=commands,
+                         config_changed=config_changed)
     api = JsonRoot()
     api.putChild(b"server", ServerResource(context))
     api.putChild(b"session", SessionResource(context))
@@ -59,6 +76,16 @@ def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = Fals
     commands_root.putChild(b"types", CommandTypesResource(context))
     commands_root.putChild(b"log", CommandLogResource(context))
     api.putChild(b"commands", commands_root)
+    api.putChild(b"geofences", GeofencesResource(context))
+    api.putChild(b"permissions", PermissionsResource(context))
+    api.putChild(b"groups", GroupsResource(context))
+    api.putChild(b"calendars", CalendarsResource(context))
+    api.putChild(b"rules", RulesResource(context))
+    api.putChild(b"events", EventsResource(context))
+    reports = JsonRoot()
+    reports.putChild(b"events", EventsReportResource(context))
+    api.putChild(b"reports", reports)
+    api.putChild(b"notifications", NotificationsRoot(context))
     root = JsonRoot()
     root.putChild(b"api", api)
 

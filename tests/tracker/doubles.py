@@ -15,7 +15,8 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from protocols import Frame, Login, Position, ProtocolError
-from tracker.models import Device
+from tracker.models import Device, Organisation, RuleConfig
+from tracker.rules import RuleService
 
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -147,3 +148,19 @@ class ManualWriter:
 
     def commit(self, index):
         self.submitted[index][1].callback(None)
+
+
+def rule_config(devices=(), **fields) -> RuleConfig:
+    """A configuration with one organisation and nothing configured unless given."""
+    values = dict(revision=0, organisations=(Organisation(1, "default"),), devices=tuple(devices),
+                  groups=(), geofences=(), calendars=(), rules=(), device_geofences=(),
+                  group_geofences=())
+    values.update(fields)
+    return RuleConfig(**values)
+
+
+def rule_service(reactor=None, config: RuleConfig | None = None, states=None) -> RuleService:
+    """A RuleService on an in-memory configuration (no store, no loops started)."""
+    service = RuleService(store=None, reactor=reactor, threadpool=None)
+    service.use(config or rule_config(), states or {})
+    return service

@@ -12,6 +12,7 @@ from tests.tracker.doubles import (
     ManualWriter,
     MemoryDevices,
     SyncThreadPool,
+    rule_service,
 )
 from tracker.adapters import DeviceDatagramProtocol, DeviceStreamFactory, Ingest
 from tracker.devices import DeviceDirectory
@@ -23,7 +24,7 @@ def make_ingest(policy="refuse", devices=("dev1",)):
     store = MemoryDevices(*devices)
     directory = DeviceDirectory(store, reactor, SyncThreadPool(), policy)
     writer = ManualWriter()
-    return reactor, store, writer, Ingest(LineCodec(), directory, writer)
+    return reactor, store, writer, Ingest(LineCodec(), directory, writer, rule_service(reactor))
 
 
 def connect(ingest, reactor, **kwargs):
@@ -176,3 +177,23 @@ def test_heartbeat_status_goes_through_the_writer_before_its_ack():
     assert batch.positions == () and len(batch.statuses) == 1
     writer.commit(0)
     assert transport.value() == b"ACK HB\n"
+
+
+def test_a_connection_reports_online_then_offline_to_the_rule_service():
+    reactor, _, writer, ingest = make_ingest()
+    ingest.rules.start(writer.submit)
+    try:
+        _, proto, transport = connect(ingest, reactor)
+        proto.dataReceived(b"LOGIN dev1\n")
+        proto.connectionLost(None)
+        proto.connectionLost(None)     # reported twice by a transport: one offline
+        types = [e.type for batch, _ in writer.submitted for e in batch.events]
+        assert types == ["deviceOnline", "deviceOffline"]
+    finally:
+        ingest.rules.stop()
+
+
+def test_an_http_request_is_no_connection_for_the_rule_service():
+    from tracker.http_adapter import DeviceHttpResource
+    _, _, _, ingest = make_ingest()
+    assert DeviceHttpResource(ingest).ingest.connections is False

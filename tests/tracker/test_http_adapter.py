@@ -12,6 +12,7 @@ from tests.tracker.doubles import (
     MemoryDevices,
     QueryHttpCodec,
     SyncThreadPool,
+    rule_service,
 )
 from tracker.adapters import Ingest
 from tracker.devices import DeviceDirectory
@@ -31,7 +32,8 @@ def make_site(policy="refuse", commands=None):
     reactor.advance(EPOCH.timestamp() + 3600)
     directory = DeviceDirectory(MemoryDevices("phone1"), reactor, SyncThreadPool(), policy)
     writer = ManualWriter()
-    site = device_http_site(Ingest(QueryHttpCodec(), directory, writer, commands=commands), reactor)
+    site = device_http_site(Ingest(QueryHttpCodec(), directory, writer, rule_service(reactor),
+                                     commands=commands), reactor)
     return site, writer
 
 

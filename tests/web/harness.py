@@ -193,7 +193,8 @@ class World:
         return Client(self.site)
 
 
-def make_world(db_path, *, secure_cookies: bool = False, threadpool=None) -> World:
+def make_world(db_path, *, secure_cookies: bool = False, threadpool=None,
+               config_changed=None) -> World:
     from argon2 import PasswordHasher
 
     from tracker.commands import CommandDispatcher
@@ -215,7 +216,8 @@ def make_world(db_path, *, secure_cookies: bool = False, threadpool=None) -> Wor
     reactor = FakeReactor()
     threadpool = threadpool if threadpool is not None else SyncThreadPool()
     commands = CommandDispatcher(store, reactor, threadpool)
-    site = build_site(store, threadpool, reactor, secure_cookies=secure_cookies, commands=commands)
+    site = build_site(store, threadpool, reactor, secure_cookies=secure_cookies, commands=commands,
+                      config_changed=config_changed)
     return World(store, reactor, threadpool, site, Client(site), other, devices, commands)
 
 

@@ -6,7 +6,8 @@ tables live in `schema.py`, the Alembic revisions in `migrations/`, password has
 (Argon2id) in `passwords.py`.
 """
 
-from tracker.storage.api import DuplicateError, Store
+from tracker.storage.api import UNCHANGED, DuplicateError, InUseError, NotFoundError, Store
 from tracker.storage.sql import SqlStore, open_store
 
-__all__ = ["DuplicateError", "SqlStore", "Store", "open_store"]
+__all__ = ["UNCHANGED", "DuplicateError", "InUseError", "NotFoundError", "SqlStore", "Store",
+           "open_store"]

@@ -10,18 +10,37 @@ users see their organisation's devices).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from tracker.models import (
     Batch,
+    Calendar,
     Device,
+    Geofence,
+    Group,
+    Organisation,
+    Rule,
+    RuleConfig,
     StoredCommand,
     StoredEvent,
     StoredPosition,
     UnknownDeviceAttempt,
     User,
 )
+
+
+@enum.unique
+class Unchanged(enum.Enum):
+    """The type of `UNCHANGED`."""
+
+    UNCHANGED = "UNCHANGED"
+
+
+UNCHANGED: Final = Unchanged.UNCHANGED
+"""An argument's default meaning "leave this as it is" where None is a value (it
+removes a device's group in `Store.update_device`)."""
 
 
 class Store(Protocol):
@@ -64,10 +83,12 @@ class Store(Protocol):
 
     # positions and events
     def write_batch(self, batch: Batch) -> None:
-        """Commit positions, events and status updates in one transaction.
+        """Commit positions, events, status updates and rule states in one transaction.
 
         Idempotent: a position whose (device_id, fix_time) exists is skipped, an
-        event whose (device_id, type, event_time, alarm) exists is skipped.  A
+        event whose (device_id, type, event_time, subject) exists is skipped
+        (`NewEvent.subject`).  `batch.states` are upserted (the last one of a
+        device in the batch wins).  A
         "commandResult" event also marks the device's oldest "sent" command
         "answered" with attributes["result"].  Devices'
         `position_id` / `last_update` move forward only (an archive position never
@@ -105,6 +126,126 @@ class Store(Protocol):
     def count_positions(self, device_id: int | None = None) -> int:
         """For tests and benchmarks."""
 
+    # events (reports)
+    def event(self, user: User, event_id: int) -> StoredEvent | None:
+        """The event if it exists and the user may see its device."""
+
+    def events_report(self, user: User, start: dt.datetime, end: dt.datetime, *,
+                      device_ids: Sequence[int] = (), group_ids: Sequence[int] = (),
+                      types: Sequence[str] = (), limit: int = 10_000) -> list[StoredEvent]:
+        """Events with start <= event_time <= end of the visible devices that are in
+        `device_ids` or in one of `group_ids` (both empty: all visible devices), of
+        one of `types` (empty: all), oldest first, at most `limit`."""
+
+    # configuration: organisations, groups, device settings, zones, calendars, rules.
+    # Every write bumps the configuration revision in the same transaction
+    # (`rule_config().revision`), so a running server sees the change.
+    # Reads and writes that take a `user` are scoped: objects of other organisations
+    # do not exist for a non-administrator (None / NotFoundError), and objects are
+    # created in the user's organisation (a member naming another `organisation_id`:
+    # NotFoundError; an administrator may name one).  `user` None: the CLI, unscoped,
+    # and objects are created in `organisation_id` (default organisation if None).
+    # Ids that refer to another object (group_id, calendar_id, device_id, and the
+    # geofences and calendars a rule definition names) must exist in the same
+    # organisation: else NotFoundError.
+
+    def organisations(self) -> list[Organisation]: ...
+
+    def set_organisation_timezone(self, organisation_id: int, timezone: str) -> None:
+        """`timezone` an IANA name (validated by the caller); NotFoundError."""
+
+    def add_group(self, user: User | None, name: str, attributes: Mapping[str, Any] = {},
+                  organisation_id: int | None = None) -> Group: ...
+
+    def groups(self, user: User | None) -> list[Group]: ...
+
+    def update_group(self, user: User | None, group_id: int, *, name: str | None = None,
+                     attributes: Mapping[str, Any] | None = None) -> Group:
+        """Fields left None stay; NotFoundError."""
+
+    def delete_group(self, user: User | None, group_id: int) -> None:
+        """Its devices lose their group; its geofence links go.  NotFoundError."""
+
+    def update_device(self, user: User | None, device_id: int, *, name: str | None = None,
+                      group_id: int | None | Literal[Unchanged.UNCHANGED] = UNCHANGED,
+                      attributes: Mapping[str, Any] | None = None) -> Device:
+        """Change name, group (None removes it; `UNCHANGED` leaves it) or the settings
+        attributes (replaced as a whole).  NotFoundError."""
+
+    def add_geofence(self, user: User | None, name: str, geometry: Mapping[str, Any], *,
+                     description: str = "", calendar_id: int | None = None,
+                     attributes: Mapping[str, Any] = {},
+                     organisation_id: int | None = None) -> Geofence:
+        """`geometry` already validated (a GeoJSON Feature, see `Geofence`)."""
+
+    def geofence(self, user: User | None, geofence_id: int) -> Geofence | None: ...
+
+    def geofences(self, user: User | None, *, device_id: int | None = None,
+                  group_id: int | None = None) -> list[Geofence]:
+        """Visible geofences, by id; with `device_id` / `group_id` only those linked
+        to that device (directly, not through its group) / group."""
+
+    def update_geofence(self, user: User | None, geofence_id: int, *, name: str,
+                        geometry: Mapping[str, Any], description: str = "",
+                        calendar_id: int | None = None,
+                        attributes: Mapping[str, Any] = {}) -> Geofence:
+        """Replace every field (PUT semantics).  NotFoundError."""
+
+    def delete_geofence(self, user: User | None, geofence_id: int) -> None:
+        """Also removes its links.  NotFoundError; InUseError when a rule names it
+        ("zone", or the value of a geofence event condition)."""
+
+    def link_geofence(self, user: User | None, geofence_id: int, *,
+                      device_id: int | None = None, group_id: int | None = None) -> None:
+        """Assign the zone to a device or a group (exactly one); idempotent."""
+
+    def unlink_geofence(self, user: User | None, geofence_id: int, *,
+                        device_id: int | None = None, group_id: int | None = None) -> None:
+        """Remove that assignment; NotFoundError when it does not exist."""
+
+    def add_calendar(self, user: User | None, name: str, data: Mapping[str, Any],
+                     organisation_id: int | None = None) -> Calendar: ...
+
+    def calendars(self, user: User | None) -> list[Calendar]: ...
+
+    def update_calendar(self, user: User | None, calendar_id: int, *, name: str,
+                        data: Mapping[str, Any]) -> Calendar: ...
+
+    def delete_calendar(self, user: User | None, calendar_id: int) -> None:
+        """Geofences using it lose their calendar (always active).  NotFoundError;
+        InUseError when a rule names it."""
+
+    def add_rule(self, user: User | None, name: str, definition: Mapping[str, Any],
+                 enabled: bool = True, organisation_id: int | None = None) -> Rule:
+        """`definition` already validated by `geofence.rules.parse_rule`."""
+
+    def rules(self, user: User | None) -> list[Rule]: ...
+
+    def rule(self, user: User | None, rule_id: int) -> Rule | None: ...
+
+    def update_rule(self, user: User | None, rule_id: int, *, name: str,
+                    definition: Mapping[str, Any], enabled: bool = True) -> Rule: ...
+
+    def delete_rule(self, user: User | None, rule_id: int) -> None: ...
+
+    def rule_config(self) -> RuleConfig:
+        """Every organisation, device (with group and settings), group, geofence,
+        calendar, enabled rule and link, read in one transaction."""
+
+    def config_revision(self) -> int:
+        """The configuration revision alone (cheap; polled by the server)."""
+
+    def rule_states(self) -> dict[int, Mapping[str, Any]]:
+        """device_id -> the rule state last committed by `write_batch`."""
+
 
 class DuplicateError(Exception):
     """A unique value (device uniqueId, user email) is taken."""
+
+
+class NotFoundError(Exception):
+    """The object does not exist or the user may not see it."""
+
+
+class InUseError(Exception):
+    """The object cannot be deleted: something refers to it (the message says what)."""

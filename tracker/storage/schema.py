@@ -16,7 +16,14 @@ Conventions:
   keys: positions get purged by retention (and partitioned by time on large
   installs, where foreign keys into positions are not possible);
 - `UNIQUE (device_id, fix_time)` on positions is also THE (device_id, fix_time)
-  index for history queries; a second identical index would only slow inserts.
+  index for history queries; a second identical index would only slow inserts;
+- `events.geofence_id` is a plain number too: events outlive the zones they name;
+- configuration (groups, zones, calendars, rules, device settings) belongs to one
+  organisation; every write to it bumps the single row of `config_revision`, which
+  the running server polls to know when to reload its rules;
+- `devices.attributes` are the STATUS attributes devices report (merged by the batch
+  writer); `devices.settings` are what users configure (Traccar's device
+  "attributes": speedLimit ...), `Device.attributes` in `tracker.models`.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -109,6 +117,7 @@ organisations = Table(
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created", UTCDateTime(), nullable=False),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),   # IANA name
 )
 
 users = Table(
@@ -141,6 +150,10 @@ devices = Table(
     Column("last_update", UTCDateTime(), nullable=True),
     Column("position_id", BigId(), nullable=True),     # latest non-archive position
     Column("attributes", JsonType(), nullable=False,   # status attributes, merged
+           server_default=text("'{}'")),
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="SET NULL"), nullable=True,
+           index=True),
+    Column("settings", JsonType(), nullable=False,     # user configuration: speedLimit ...
            server_default=text("'{}'")),
 )
 
@@ -175,10 +188,12 @@ events = Table(
     Column("event_time", UTCDateTime(), nullable=False),
     Column("position_id", BigId(), nullable=True),
     Column("attributes", JsonType(), nullable=False),
-    # attributes['alarm'] or '': part of the unique key, so a retransmitted alarm
-    # is stored once while two different alarms at the same instant are both kept.
-    Column("alarm", String(128), nullable=False, server_default=""),
-    UniqueConstraint("device_id", "type", "event_time", "alarm"),
+    # `NewEvent.subject` (the alarm, geofence, rule or attribute) or '': part of the
+    # unique key, so a retransmitted event is stored once while two different alarms
+    # (or two zones entered) at the same instant are both kept.
+    Column("subject", String(128), nullable=False, server_default=""),
+    Column("geofence_id", Integer, nullable=True),   # no foreign key: see the docstring
+    UniqueConstraint("device_id", "type", "event_time", "subject"),
     Index("ix_events_device_id_event_time", "device_id", "event_time"),
 )
 
@@ -204,4 +219,152 @@ commands = Table(
     Column("result_time", UTCDateTime(), nullable=True),
     Column("result", String(2000), nullable=True),    # the device's answer or the failure
     Index("ix_commands_device_id_status", "device_id", "status"),
+)
+
+
+# -- configuration (migration 0003) --------------------------------------------------
+
+groups = Table(
+    "groups", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("attributes", JsonType(), nullable=False, server_default=text("'{}'")),
+)
+
+calendars = Table(
+    "calendars", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("data", JsonType(), nullable=False),   # geofence.calendar.Calendar.from_json
+)
+
+geofences = Table(
+    "geofences", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("description", String(2000), nullable=False, server_default=""),
+    Column("geometry", JsonType(), nullable=False),   # a GeoJSON Feature, (lon, lat)
+    Column("calendar_id", Integer, ForeignKey("calendars.id", ondelete="SET NULL"),
+           nullable=True),
+    Column("attributes", JsonType(), nullable=False, server_default=text("'{}'")),
+)
+
+device_geofences = Table(
+    "device_geofences", metadata,
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("geofence_id", Integer, ForeignKey("geofences.id", ondelete="CASCADE"),
+           primary_key=True, index=True),
+)
+
+group_geofences = Table(
+    "group_geofences", metadata,
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("geofence_id", Integer, ForeignKey("geofences.id", ondelete="CASCADE"),
+           primary_key=True, index=True),
+)
+
+rules = Table(
+    "rules", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("organisation_id", Integer, ForeignKey("organisations.id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("definition", JsonType(), nullable=False),   # geofence.rules.parse_rule
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+rule_states = Table(
+    "rule_states", metadata,
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("state", JsonType(), nullable=False),   # geofence.engine.DeviceState.to_json()
+    Column("updated", UTCDateTime(), nullable=False),
+)
+
+CONFIG_REVISION_ROW = 1   # the one row of config_revision, inserted by migration 0003
+
+config_revision = Table(
+    "config_revision", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("revision", BigInteger, nullable=False),
+)
+
+# -- notifications (migration 0004) ----------------------------------------------------
+# event_id / delivery_id are plain numbers, not foreign keys: retention purges
+# events and positions on its own schedule, the delivery history stays.
+
+notification_outbox = Table(
+    "notification_outbox", metadata,
+    Column("id", BigId(), primary_key=True, autoincrement=True),
+    Column("event_id", BigId(), nullable=False, unique=True),
+    Column("device_id", Integer, nullable=False),
+    Column("created", UTCDateTime(), nullable=False),
+)
+
+push_tokens = Table(
+    "push_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("channel", String(16), nullable=False),     # tracker.push.base.CHANNELS
+    Column("platform", String(16), nullable=False),    # android, ios, web ...
+    Column("token", String(4096), nullable=False),     # a secret: never logged in full
+    Column("token_hash", String(64), nullable=False),  # sha256 hex, kept with attempts
+    Column("created", UTCDateTime(), nullable=False),
+    Column("disabled", UTCDateTime(), nullable=True),  # pruned (gateway said it is dead)
+    Column("disabled_reason", String(200), nullable=True),
+    UniqueConstraint("channel", "token_hash"),
+)
+
+notification_preferences = Table(
+    "notification_preferences", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("data", JsonType(), nullable=False),        # tracker.push.preferences.Preferences
+)
+
+traccar_notifications = Table(
+    # Traccar's /api/notifications objects, owned by the user who created them
+    # (Traccar links them to users with /api/permissions; here the owner is the user).
+    "traccar_notifications", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("type", String(64), nullable=False),            # event type, e.g. "alarm"
+    Column("always", Boolean, nullable=False),              # every device the user sees
+    Column("notificators", String(200), nullable=False),   # "firebase,mail" ...
+    Column("attributes", JsonType(), nullable=False),       # {"alarms": "sos,powerCut"}
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", BigId(), primary_key=True, autoincrement=True),
+    Column("event_id", BigId(), nullable=False),
+    Column("token_id", Integer, nullable=False),
+    Column("user_id", Integer, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    # pending, sent, failed, invalid_token, coalesced, suppressed (quiet hours)
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt", UTCDateTime(), nullable=True),
+    Column("last_error", String(200), nullable=True),
+    Column("updated", UTCDateTime(), nullable=False),
+    UniqueConstraint("event_id", "token_id"),          # never twice to one token per event
+    Index("ix_deliveries_status_next_attempt", "status", "next_attempt"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts", metadata,
+    Column("id", BigId(), primary_key=True, autoincrement=True),
+    Column("delivery_id", BigId(), nullable=False, index=True),
+    Column("attempt_time", UTCDateTime(), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False),      # sent, retry, invalid_token, failed
+    Column("error", String(200), nullable=True),       # the gateway's error code
 )

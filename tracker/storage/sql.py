@@ -20,13 +20,23 @@ Writing a batch (`write_batch`), in one transaction:
    yields exactly the rows that were new;
 3. events: position ids come from those returned rows, the rest (positions of an
    earlier batch) from one (device_id, fix_time) IN query; then one multi-row
-   INSERT ... ON CONFLICT (device_id, type, event_time, alarm) DO NOTHING;
+   INSERT ... ON CONFLICT (device_id, type, event_time, subject) DO NOTHING;
 4. devices: one executemany UPDATE (psycopg2: execute_batch, one round trip per
    5000 rows) sets `last_update` to the maximum of stored and new, and, only for
    devices that got a new non-archive position, `position_id` to the device's
    newest non-archive position (a correlated subquery on the (device_id, fix_time)
    index): the latest position only moves forward, and a retransmission leaves it
-   alone.  Status attributes are merged into `devices.attributes`.
+   alone.  Status attributes are merged into `devices.attributes`;
+5. rule states: INSERT ... ON CONFLICT (device_id) DO UPDATE, one row per device (the
+   last state of a device in the batch), so the committed state always matches the
+   committed positions and events.
+Configuration (groups, device settings, geofences and their links, calendars, rules,
+organisation time zones, new devices): every write also increments the one row of
+`config_revision` in its transaction.  Scoping and references are checked inside the
+write transaction; the deletes that the foreign keys would cascade (links, a deleted
+group's devices, a deleted calendar's geofences) are done explicitly as well, so they
+do not depend on SQLite's `PRAGMA foreign_keys`.
+
 On this machine (2 cores) a batch of 1000 positions from 1000 devices takes about
 0.19 s on PostGIS and 0.05 s on SQLite.
 """
@@ -48,11 +58,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from argon2 import PasswordHasher
 from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Table,
     bindparam,
     case,
     create_engine,
@@ -76,25 +88,44 @@ from twisted.logger import Logger
 
 from tracker.models import (
     Batch,
+    Calendar,
     Device,
+    Geofence,
+    Group,
     NewEvent,
     NewPosition,
+    Organisation,
+    Rule,
+    RuleConfig,
+    RuleState,
     StoredCommand,
     StoredEvent,
     StoredPosition,
     UnknownDeviceAttempt,
     User,
 )
-from tracker.storage.api import DuplicateError
+from tracker.storage import records
+from tracker.storage.api import UNCHANGED, DuplicateError, InUseError, NotFoundError, Unchanged
+from tracker.storage.notifications import NotificationsMixin
 from tracker.storage.passwords import Passwords
 from tracker.storage.schema import (
+    CONFIG_REVISION_ROW,
     DEFAULT_ORGANISATION_ID,
     UTCDateTime,
+    calendars,
     commands,
+    config_revision,
+    device_geofences,
     devices,
     events,
+    geofences,
+    group_geofences,
+    groups,
+    notification_outbox,
     organisations,
     positions,
+    rule_states,
+    rules,
     unknown_devices,
     users,
     web_sessions,
@@ -108,10 +139,11 @@ MAX_BIND_PARAMS = 30_000          # per statement; SQLite's limit is 32766
 INSERT_PAGE_ROWS = 5_000          # rows per multi-row INSERT (SQLAlchemy also caps
                                   # a statement at 32700 parameters: ~2000 positions)
 MIGRATION_LOCK_KEY = 0x7472_6163  # pg_advisory_xact_lock key while migrating ("trac")
+NOT_NOTIFIED = frozenset({"commandResult"})   # event types that never go to the outbox
 SHORT_TEXT = 128                  # length of the String(128) columns fed by devices
 
 
-class SqlStore:
+class SqlStore(NotificationsMixin):
     """The `Store` on a SQLAlchemy URL (`sqlite:///path.db` or `postgresql://...`)."""
 
     def __init__(self, url: str, *, password_hasher: PasswordHasher | None = None,
@@ -127,17 +159,42 @@ class SqlStore:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def migrate(self) -> None:
-        """Apply pending Alembic migrations (idempotent; serialised on PostgreSQL)."""
+    def migrate(self, revision: str = "head") -> None:
+        """Apply pending Alembic migrations up to `revision` (idempotent; serialised on
+        PostgreSQL).
+
+        On SQLite foreign keys are off while migrating, as SQLite's own procedure for
+        schema changes asks: a batch copy-and-move drops the old table, and with
+        foreign keys on that DROP would cascade-delete the rows referring to it (all
+        positions, when `devices` is rebuilt).  Instead `PRAGMA foreign_key_check` runs
+        before the commit when a revision was applied, and refuses a migration that
+        broke a reference.
+        """
         config = Config()
         config.set_main_option("script_location",
                                str(MIGRATIONS_DIR).replace("%", "%%"))
-        with self._write() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                             {"key": MIGRATION_LOCK_KEY})
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+        with self.engine.connect() as conn:
+            sqlite_connection = (conn.connection.driver_connection
+                                 if self.dialect == "sqlite" else None)
+            if sqlite_connection is not None:   # outside a transaction, or it is ignored
+                sqlite_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                conn.execution_options(tracker_write=True)
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                     {"key": MIGRATION_LOCK_KEY})
+                    config.attributes["connection"] = conn
+                    before = MigrationContext.configure(conn).get_current_revision()
+                    command.upgrade(config, revision)
+                    after = MigrationContext.configure(conn).get_current_revision()
+                    if sqlite_connection is not None and after != before:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+            finally:
+                if sqlite_connection is not None:
+                    sqlite_connection.execute("PRAGMA foreign_keys=ON")
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -169,23 +226,24 @@ class SqlStore:
             with self._write() as conn:
                 row = conn.execute(insert(devices).values(**values)
                                    .returning(*devices.c)).one()
+                _bump_revision(conn)
         except IntegrityError as exc:
             if self.device_by_unique_id(unique_id) is not None:
                 raise DuplicateError(f"device unique id {unique_id!r} is taken") from exc
             raise
-        return _device(row)
+        return records.device(row)
 
     def device_by_unique_id(self, unique_id: str) -> Device | None:
         with self._read() as conn:
             row = conn.execute(select(devices).where(devices.c.unique_id == unique_id)
                                ).one_or_none()
-        return _device(row) if row is not None else None
+        return records.device(row) if row is not None else None
 
     def devices(self, user: User | None = None) -> list[Device]:
         with self._read() as conn:
             rows = conn.execute(select(devices).where(_visible(user))
                                 .order_by(devices.c.id)).all()
-        return [_device(row) for row in rows]
+        return [records.device(row) for row in rows]
 
     def record_unknown_device(self, attempt: UnknownDeviceAttempt) -> None:
         with self._write() as conn:
@@ -209,7 +267,7 @@ class SqlStore:
 
     def add_user(self, email: str, password: str, administrator: bool = False,
                  name: str = "", organisation_id: int | None = None) -> User:
-        email = _normalise_email(email)
+        email = records.normalise_email(email)
         password_hash = self._passwords.hash(password)   # outside the transaction
         try:
             with self._write() as conn:
@@ -225,11 +283,11 @@ class SqlStore:
             if taken:
                 raise DuplicateError(f"e-mail address {email!r} is taken") from exc
             raise
-        return _user(row)
+        return records.user(row)
 
     def authenticate(self, email: str, password: str) -> User | None:
         with self._read() as conn:
-            row = conn.execute(select(users).where(users.c.email == _normalise_email(email))
+            row = conn.execute(select(users).where(users.c.email == records.normalise_email(email))
                                ).one_or_none() if email.strip() else None
         if row is None:
             self._passwords.verify_dummy(password)
@@ -240,7 +298,7 @@ class SqlStore:
             with self._write() as conn:
                 conn.execute(update(users).where(users.c.id == row.id)
                              .values(password_hash=self._passwords.hash(password)))
-        return _user(row)
+        return records.user(row)
 
     def create_session(self, user_id: int, lifetime: dt.timedelta) -> str:
         token = secrets.token_urlsafe(32)
@@ -258,7 +316,7 @@ class SqlStore:
                 select(users).join(web_sessions, web_sessions.c.user_id == users.c.id)
                 .where(web_sessions.c.token_hash == _token_hash(token),
                        web_sessions.c.expires > now)).one_or_none()
-        return _user(row) if row is not None else None
+        return records.user(row) if row is not None else None
 
     def delete_session(self, token: str) -> None:
         with self._write() as conn:
@@ -268,20 +326,21 @@ class SqlStore:
     # -- positions and events --------------------------------------------------------
 
     def write_batch(self, batch: Batch) -> None:
-        if not (batch.positions or batch.events or batch.statuses):
+        if not (batch.positions or batch.events or batch.statuses or batch.states):
             return
         with self._write() as conn:
             batch = self._drop_unknown_devices(conn, batch)
             inserted = self._insert_positions(conn, batch.positions)
             self._insert_events(conn, batch.events, inserted)
             self._update_devices(conn, batch, inserted)
+            self._upsert_states(conn, batch.states)
 
     def latest_positions(self, user: User) -> list[StoredPosition]:
         with self._read() as conn:
             rows = conn.execute(
                 select(positions).join(devices, devices.c.position_id == positions.c.id)
                 .where(_visible(user)).order_by(positions.c.device_id)).all()
-        return [_position(row) for row in rows]
+        return [records.position(row) for row in rows]
 
     def positions(self, user: User, device_id: int, start: dt.datetime,
                   end: dt.datetime) -> list[StoredPosition]:
@@ -292,7 +351,7 @@ class SqlStore:
                        positions.c.fix_time >= start, positions.c.fix_time <= end,
                        _visible(user))
                 .order_by(positions.c.fix_time, positions.c.id)).all()
-        return [_position(row) for row in rows]
+        return [records.position(row) for row in rows]
 
     def positions_by_ids(self, user: User, ids: Sequence[int]) -> list[StoredPosition]:
         """The visible positions among `ids`, ordered by id; unknown ids are left out."""
@@ -303,7 +362,7 @@ class SqlStore:
                 rows += conn.execute(
                     select(positions).join(devices, devices.c.id == positions.c.device_id)
                     .where(positions.c.id.in_(chunk), _visible(user))).all()
-        return sorted((_position(row) for row in rows), key=lambda p: p.id)
+        return sorted((records.position(row) for row in rows), key=lambda p: p.id)
 
     def events(self, user: User, device_id: int | None, start: dt.datetime,
                end: dt.datetime) -> list[StoredEvent]:
@@ -316,9 +375,7 @@ class SqlStore:
             query = query.where(events.c.device_id == device_id)
         with self._read() as conn:
             rows = conn.execute(query).all()
-        return [StoredEvent(id=r.id, device_id=r.device_id, type=r.type,
-                            event_time=r.event_time, position_id=r.position_id,
-                            attributes=r.attributes) for r in rows]
+        return [records.event(row) for row in rows]
 
     def queue_command(self, device_id: int, type: str, attributes: Mapping[str, Any],
                       now: dt.datetime, user_id: int | None = None) -> StoredCommand:
@@ -326,7 +383,7 @@ class SqlStore:
                   "attributes": dict(attributes), "status": "queued", "created": now}
         with self._write() as conn:
             row = conn.execute(insert(commands).values(**values).returning(commands)).one()
-        return _command(row)
+        return records.command(row)
 
     def queued_commands(self, device_ids: Sequence[int]) -> list[StoredCommand]:
         found: list[StoredCommand] = []
@@ -334,7 +391,7 @@ class SqlStore:
             for chunk in _chunks(sorted(set(device_ids)), MAX_BIND_PARAMS):
                 rows = conn.execute(select(commands).where(
                     commands.c.status == "queued", commands.c.device_id.in_(chunk)))
-                found.extend(_command(row) for row in rows)
+                found.extend(records.command(row) for row in rows)
         return sorted(found, key=lambda c: c.id)
 
     def mark_command(self, command_id: int, status: str, now: dt.datetime,
@@ -355,7 +412,7 @@ class SqlStore:
         if device_id is not None:
             query = query.where(commands.c.device_id == device_id)
         with self._read() as conn:
-            return [_command(row) for row in conn.execute(query)]
+            return [records.command(row) for row in conn.execute(query)]
 
     def count_positions(self, device_id: int | None = None) -> int:
         query = select(func.count()).select_from(positions)
@@ -363,6 +420,329 @@ class SqlStore:
             query = query.where(positions.c.device_id == device_id)
         with self._read() as conn:
             return conn.execute(query).scalar_one()
+
+    # -- events (reports) ----------------------------------------------------------------
+
+    def event(self, user: User, event_id: int) -> StoredEvent | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(events).join(devices, devices.c.id == events.c.device_id)
+                .where(events.c.id == event_id, _visible(user))).one_or_none()
+        return records.event(row) if row is not None else None
+
+    def events_report(self, user: User, start: dt.datetime, end: dt.datetime, *,
+                      device_ids: Sequence[int] = (), group_ids: Sequence[int] = (),
+                      types: Sequence[str] = (), limit: int = 10_000) -> list[StoredEvent]:
+        """Served by the (device_id, event_time) index; a group means the devices in it
+        now, not those that were in it when the event happened."""
+        query = (select(events).join(devices, devices.c.id == events.c.device_id)
+                 .where(events.c.event_time >= start, events.c.event_time <= end,
+                        _visible(user))
+                 .order_by(events.c.event_time, events.c.id).limit(limit))
+        chosen = []
+        if device_ids:
+            chosen.append(events.c.device_id.in_(sorted(set(device_ids))))
+        if group_ids:
+            chosen.append(devices.c.group_id.in_(sorted(set(group_ids))))
+        if chosen:
+            query = query.where(or_(*chosen))
+        if types:
+            query = query.where(events.c.type.in_(sorted(set(types))))
+        with self._read() as conn:
+            return [records.event(row) for row in conn.execute(query)]
+
+    # -- configuration: organisations --------------------------------------------------
+
+    def organisations(self) -> list[Organisation]:
+        with self._read() as conn:
+            rows = conn.execute(select(organisations).order_by(organisations.c.id)).all()
+        return [records.organisation(row) for row in rows]
+
+    def set_organisation_timezone(self, organisation_id: int, timezone: str) -> None:
+        with self._write() as conn:
+            changed = conn.execute(update(organisations)
+                                   .where(organisations.c.id == organisation_id)
+                                   .values(timezone=timezone)).rowcount
+            if not changed:
+                raise NotFoundError(f"organisation {organisation_id} not found")
+            _bump_revision(conn)
+
+    # -- configuration: groups and device settings ------------------------------------
+
+    def add_group(self, user: User | None, name: str, attributes: Mapping[str, Any] = {},
+                  organisation_id: int | None = None) -> Group:
+        with self._write() as conn:
+            owner = _target_organisation(conn, user, organisation_id)
+            row = conn.execute(insert(groups).values(
+                organisation_id=owner, name=name, attributes=dict(attributes))
+                .returning(*groups.c)).one()
+            _bump_revision(conn)
+        return records.group(row)
+
+    def groups(self, user: User | None) -> list[Group]:
+        with self._read() as conn:
+            rows = conn.execute(select(groups).where(_owned(groups, user))
+                                .order_by(groups.c.id)).all()
+        return [records.group(row) for row in rows]
+
+    def update_group(self, user: User | None, group_id: int, *, name: str | None = None,
+                     attributes: Mapping[str, Any] | None = None) -> Group:
+        values: dict[str, Any] = {}
+        if name is not None:
+            values["name"] = name
+        if attributes is not None:
+            values["attributes"] = dict(attributes)
+        with self._write() as conn:
+            row = _find(conn, groups, group_id, user, "group")
+            if values:
+                row = conn.execute(update(groups).where(groups.c.id == group_id)
+                                   .values(**values).returning(*groups.c)).one()
+            _bump_revision(conn)
+        return records.group(row)
+
+    def delete_group(self, user: User | None, group_id: int) -> None:
+        with self._write() as conn:
+            _find(conn, groups, group_id, user, "group")
+            conn.execute(update(devices).where(devices.c.group_id == group_id)
+                         .values(group_id=None))
+            conn.execute(delete(group_geofences).where(group_geofences.c.group_id == group_id))
+            conn.execute(delete(groups).where(groups.c.id == group_id))
+            _bump_revision(conn)
+
+    def update_device(self, user: User | None, device_id: int, *, name: str | None = None,
+                      group_id: int | None | Unchanged = UNCHANGED,
+                      attributes: Mapping[str, Any] | None = None) -> Device:
+        with self._write() as conn:
+            row = conn.execute(select(devices).where(devices.c.id == device_id,
+                                                     _visible(user))).one_or_none()
+            if row is None:
+                raise NotFoundError(f"device {device_id} not found")
+            values: dict[str, Any] = {}
+            if name is not None:
+                values["name"] = name
+            if group_id is not UNCHANGED:
+                if group_id is not None:
+                    _require(conn, groups, group_id, row.organisation_id, "group")
+                values["group_id"] = group_id
+            if attributes is not None:
+                values["settings"] = dict(attributes)
+            if values:
+                row = conn.execute(update(devices).where(devices.c.id == device_id)
+                                   .values(**values).returning(*devices.c)).one()
+            _bump_revision(conn)
+        return records.device(row)
+
+    # -- configuration: geofences ---------------------------------------------------------
+
+    def add_geofence(self, user: User | None, name: str, geometry: Mapping[str, Any], *,
+                     description: str = "", calendar_id: int | None = None,
+                     attributes: Mapping[str, Any] = {},
+                     organisation_id: int | None = None) -> Geofence:
+        with self._write() as conn:
+            owner = _target_organisation(conn, user, organisation_id)
+            if calendar_id is not None:
+                _require(conn, calendars, calendar_id, owner, "calendar")
+            row = conn.execute(insert(geofences).values(
+                organisation_id=owner, name=name, description=description,
+                geometry=dict(geometry), calendar_id=calendar_id,
+                attributes=dict(attributes)).returning(*geofences.c)).one()
+            _bump_revision(conn)
+        return records.geofence(row)
+
+    def geofence(self, user: User | None, geofence_id: int) -> Geofence | None:
+        with self._read() as conn:
+            row = conn.execute(select(geofences).where(
+                geofences.c.id == geofence_id, _owned(geofences, user))).one_or_none()
+        return records.geofence(row) if row is not None else None
+
+    def geofences(self, user: User | None, *, device_id: int | None = None,
+                  group_id: int | None = None) -> list[Geofence]:
+        query = select(geofences).where(_owned(geofences, user)).order_by(geofences.c.id)
+        if device_id is not None:
+            query = query.where(geofences.c.id.in_(
+                select(device_geofences.c.geofence_id)
+                .where(device_geofences.c.device_id == device_id)))
+        if group_id is not None:
+            query = query.where(geofences.c.id.in_(
+                select(group_geofences.c.geofence_id)
+                .where(group_geofences.c.group_id == group_id)))
+        with self._read() as conn:
+            return [records.geofence(row) for row in conn.execute(query)]
+
+    def update_geofence(self, user: User | None, geofence_id: int, *, name: str,
+                        geometry: Mapping[str, Any], description: str = "",
+                        calendar_id: int | None = None,
+                        attributes: Mapping[str, Any] = {}) -> Geofence:
+        with self._write() as conn:
+            current = _find(conn, geofences, geofence_id, user, "geofence")
+            if calendar_id is not None:
+                _require(conn, calendars, calendar_id, current.organisation_id, "calendar")
+            row = conn.execute(update(geofences).where(geofences.c.id == geofence_id).values(
+                name=name, geometry=dict(geometry), description=description,
+                calendar_id=calendar_id, attributes=dict(attributes))
+                .returning(*geofences.c)).one()
+            _bump_revision(conn)
+        return records.geofence(row)
+
+    def delete_geofence(self, user: User | None, geofence_id: int) -> None:
+        with self._write() as conn:
+            current = _find(conn, geofences, geofence_id, user, "geofence")
+            _refuse_if_used(conn, current.organisation_id, "zone", geofence_id, "geofence")
+            conn.execute(delete(device_geofences)
+                         .where(device_geofences.c.geofence_id == geofence_id))
+            conn.execute(delete(group_geofences)
+                         .where(group_geofences.c.geofence_id == geofence_id))
+            conn.execute(delete(geofences).where(geofences.c.id == geofence_id))
+            _bump_revision(conn)
+
+    def link_geofence(self, user: User | None, geofence_id: int, *,
+                      device_id: int | None = None, group_id: int | None = None) -> None:
+        table, owner_column, owner_id = _link(device_id, group_id)
+        with self._write() as conn:
+            zone = _find(conn, geofences, geofence_id, user, "geofence")
+            owners = devices if table is device_geofences else groups
+            _require(conn, owners, owner_id, zone.organisation_id, owner_column[:-3])
+            conn.execute(self._insert(table).values(
+                {owner_column: owner_id, "geofence_id": geofence_id}).on_conflict_do_nothing())
+            _bump_revision(conn)
+
+    def unlink_geofence(self, user: User | None, geofence_id: int, *,
+                        device_id: int | None = None, group_id: int | None = None) -> None:
+        table, owner_column, owner_id = _link(device_id, group_id)
+        with self._write() as conn:
+            _find(conn, geofences, geofence_id, user, "geofence")
+            removed = conn.execute(delete(table).where(
+                table.c[owner_column] == owner_id, table.c.geofence_id == geofence_id)).rowcount
+            if not removed:
+                raise NotFoundError(f"geofence {geofence_id} is not linked to "
+                                    f"{owner_column[:-3]} {owner_id}")
+            _bump_revision(conn)
+
+    # -- configuration: calendars ---------------------------------------------------------
+
+    def add_calendar(self, user: User | None, name: str, data: Mapping[str, Any],
+                     organisation_id: int | None = None) -> Calendar:
+        with self._write() as conn:
+            owner = _target_organisation(conn, user, organisation_id)
+            row = conn.execute(insert(calendars).values(
+                organisation_id=owner, name=name, data=dict(data))
+                .returning(*calendars.c)).one()
+            _bump_revision(conn)
+        return records.calendar(row)
+
+    def calendars(self, user: User | None) -> list[Calendar]:
+        with self._read() as conn:
+            rows = conn.execute(select(calendars).where(_owned(calendars, user))
+                                .order_by(calendars.c.id)).all()
+        return [records.calendar(row) for row in rows]
+
+    def update_calendar(self, user: User | None, calendar_id: int, *, name: str,
+                        data: Mapping[str, Any]) -> Calendar:
+        with self._write() as conn:
+            _find(conn, calendars, calendar_id, user, "calendar")
+            row = conn.execute(update(calendars).where(calendars.c.id == calendar_id)
+                               .values(name=name, data=dict(data))
+                               .returning(*calendars.c)).one()
+            _bump_revision(conn)
+        return records.calendar(row)
+
+    def delete_calendar(self, user: User | None, calendar_id: int) -> None:
+        with self._write() as conn:
+            current = _find(conn, calendars, calendar_id, user, "calendar")
+            _refuse_if_used(conn, current.organisation_id, "calendar", calendar_id, "calendar")
+            conn.execute(update(geofences).where(geofences.c.calendar_id == calendar_id)
+                         .values(calendar_id=None))
+            conn.execute(delete(calendars).where(calendars.c.id == calendar_id))
+            _bump_revision(conn)
+
+    # -- configuration: rules ---------------------------------------------------------------
+
+    def add_rule(self, user: User | None, name: str, definition: Mapping[str, Any],
+                 enabled: bool = True, organisation_id: int | None = None) -> Rule:
+        """The geofences ("zone") and calendars ("calendar") the definition names must
+        be in the rule's organisation (NotFoundError)."""
+        with self._write() as conn:
+            owner = _target_organisation(conn, user, organisation_id)
+            _require_referenced(conn, owner, definition)
+            row = conn.execute(insert(rules).values(
+                organisation_id=owner, name=name, definition=dict(definition),
+                enabled=enabled, created=_now()).returning(*rules.c)).one()
+            _bump_revision(conn)
+        return records.rule(row)
+
+    def rules(self, user: User | None) -> list[Rule]:
+        """Enabled and disabled ones, by id."""
+        with self._read() as conn:
+            rows = conn.execute(select(rules).where(_owned(rules, user))
+                                .order_by(rules.c.id)).all()
+        return [records.rule(row) for row in rows]
+
+    def rule(self, user: User | None, rule_id: int) -> Rule | None:
+        with self._read() as conn:
+            row = conn.execute(select(rules).where(
+                rules.c.id == rule_id, _owned(rules, user))).one_or_none()
+        return records.rule(row) if row is not None else None
+
+    def update_rule(self, user: User | None, rule_id: int, *, name: str,
+                    definition: Mapping[str, Any], enabled: bool = True) -> Rule:
+        with self._write() as conn:
+            current = _find(conn, rules, rule_id, user, "rule")
+            _require_referenced(conn, current.organisation_id, definition)
+            row = conn.execute(update(rules).where(rules.c.id == rule_id).values(
+                name=name, definition=dict(definition), enabled=enabled)
+                .returning(*rules.c)).one()
+            _bump_revision(conn)
+        return records.rule(row)
+
+    def delete_rule(self, user: User | None, rule_id: int) -> None:
+        with self._write() as conn:
+            _find(conn, rules, rule_id, user, "rule")
+            conn.execute(delete(rules).where(rules.c.id == rule_id))
+            _bump_revision(conn)
+
+    # -- configuration as the rule engine reads it -------------------------------------
+
+    def rule_config(self) -> RuleConfig:
+        """One snapshot (REPEATABLE READ on PostgreSQL; one SQLite read transaction):
+        the revision always describes exactly the rows read with it."""
+        with self._read(snapshot=True) as conn:
+            revision = _revision(conn)
+            organisation_rows = conn.execute(
+                select(organisations).order_by(organisations.c.id)).all()
+            device_rows = conn.execute(select(devices).where(devices.c.disabled == false())
+                                       .order_by(devices.c.id)).all()
+            group_rows = conn.execute(select(groups).order_by(groups.c.id)).all()
+            geofence_rows = conn.execute(select(geofences).order_by(geofences.c.id)).all()
+            calendar_rows = conn.execute(select(calendars).order_by(calendars.c.id)).all()
+            rule_rows = conn.execute(select(rules).where(rules.c.enabled == true())
+                                     .order_by(rules.c.id)).all()
+            device_links = conn.execute(
+                select(device_geofences.c.device_id, device_geofences.c.geofence_id)
+                .join(devices, devices.c.id == device_geofences.c.device_id)
+                .where(devices.c.disabled == false())
+                .order_by(device_geofences.c.device_id, device_geofences.c.geofence_id)).all()
+            group_links = conn.execute(
+                select(group_geofences.c.group_id, group_geofences.c.geofence_id)
+                .order_by(group_geofences.c.group_id, group_geofences.c.geofence_id)).all()
+        return RuleConfig(
+            revision=revision,
+            organisations=tuple(records.organisation(row) for row in organisation_rows),
+            devices=tuple(records.device(row) for row in device_rows),
+            groups=tuple(records.group(row) for row in group_rows),
+            geofences=tuple(records.geofence(row) for row in geofence_rows),
+            calendars=tuple(records.calendar(row) for row in calendar_rows),
+            rules=tuple(records.rule(row) for row in rule_rows),
+            device_geofences=tuple((row.device_id, row.geofence_id) for row in device_links),
+            group_geofences=tuple((row.group_id, row.geofence_id) for row in group_links))
+
+    def config_revision(self) -> int:
+        with self._read() as conn:
+            return _revision(conn)
+
+    def rule_states(self) -> dict[int, Mapping[str, Any]]:
+        with self._read() as conn:
+            return {row.device_id: row.state for row in conn.execute(
+                select(rule_states.c.device_id, rule_states.c.state))}
 
     # -- internals ----------------------------------------------------------------
 
@@ -375,15 +755,18 @@ class SqlStore:
                 yield conn
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _read(self, snapshot: bool = False) -> Iterator[Connection]:
         """A connection in a transaction that is rolled back at the end (on SQLite its
-        statements share one snapshot; PostgreSQL reads are READ COMMITTED)."""
+        statements share one snapshot; PostgreSQL reads are READ COMMITTED, or
+        REPEATABLE READ, one snapshot, with `snapshot`)."""
         with self.engine.connect() as conn:
+            if snapshot and self.dialect == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
             yield conn
 
     def _drop_unknown_devices(self, conn: Connection, batch: Batch) -> Batch:
         wanted = ({p.device_id for p in batch.positions} | {e.device_id for e in batch.events}
-                  | {s.device_id for s in batch.statuses})
+                  | {s.device_id for s in batch.statuses} | {s.device_id for s in batch.states})
         known: set[int] = set()
         for chunk in _chunks(sorted(wanted), MAX_BIND_PARAMS):
             known.update(conn.execute(select(devices.c.id).where(devices.c.id.in_(chunk))
@@ -396,7 +779,8 @@ class SqlStore:
         return Batch(
             positions=tuple(p for p in batch.positions if p.device_id in known),
             events=tuple(e for e in batch.events if e.device_id in known),
-            statuses=tuple(s for s in batch.statuses if s.device_id in known))
+            statuses=tuple(s for s in batch.statuses if s.device_id in known),
+            states=tuple(s for s in batch.states if s.device_id in known))
 
     def _insert_positions(self, conn: Connection,
                           new: Sequence[NewPosition]) -> list[Row[Any]]:
@@ -427,8 +811,8 @@ class SqlStore:
         statement = (self._insert(events)
                      .on_conflict_do_nothing(index_elements=[
                          events.c.device_id, events.c.type, events.c.event_time,
-                         events.c.alarm])
-                     .returning(events.c.device_id, events.c.type,
+                         events.c.subject])
+                     .returning(events.c.id, events.c.device_id, events.c.type,
                                 events.c.event_time, events.c.attributes))   # one multi-row INSERT
         inserted_events = conn.execute(statement, [{
             "device_id": e.device_id,
@@ -437,9 +821,15 @@ class SqlStore:
             "position_id": (position_ids.get((e.device_id, _utc(e.fix_time)))
                             if e.fix_time is not None else None),
             "attributes": dict(e.attributes),
-            "alarm": _alarm_key(e.attributes),
+            "subject": e.subject,
+            "geofence_id": e.geofence_id,
         } for e in new]).all()
         self._answer_commands(conn, [e for e in inserted_events if e.type == "commandResult"])
+        notify = [e for e in inserted_events if e.type not in NOT_NOTIFIED]
+        if notify:   # the notification outbox, in the events' transaction
+            now = _now()
+            conn.execute(insert(notification_outbox), [
+                {"event_id": e.id, "device_id": e.device_id, "created": now} for e in notify])
 
     @staticmethod
     def _answer_commands(conn: Connection, results: Sequence[Row[Any]]) -> None:
@@ -498,6 +888,21 @@ class SqlStore:
                          [{"b_id": device_id, "b_attrs": {**(current.get(device_id) or {}),
                                                           **attributes}}
                           for device_id, attributes in sorted(merged.items())])
+
+
+    def _upsert_states(self, conn: Connection, states: Sequence[RuleState]) -> None:
+        """One row per device: the last state of the device in the batch (a multi-row
+        ON CONFLICT DO UPDATE may not touch one row twice)."""
+        if not states:
+            return
+        latest = {state.device_id: state.state for state in states}
+        now = _now()
+        statement = self._insert(rule_states)
+        statement = statement.on_conflict_do_update(
+            index_elements=[rule_states.c.device_id],
+            set_={"state": statement.excluded.state, "updated": statement.excluded.updated})
+        conn.execute(statement, [{"device_id": device_id, "state": dict(state), "updated": now}
+                                 for device_id, state in sorted(latest.items())])
 
 
 def open_store(url: str) -> SqlStore:
@@ -622,34 +1027,6 @@ def _position_row(p: NewPosition) -> dict[str, Any]:
     }
 
 
-def _position(row: Row[Any]) -> StoredPosition:
-    return StoredPosition(
-        id=row.id, device_id=row.device_id, protocol=row.protocol,
-        server_time=row.server_time, device_time=row.device_time, fix_time=row.fix_time,
-        valid=row.valid, latitude=row.latitude, longitude=row.longitude,
-        altitude_m=row.altitude, speed_kn=row.speed, course_deg=row.course,
-        accuracy_m=row.accuracy, attributes=row.attributes, network=row.network,
-        archive=row.archive)
-
-
-def _command(row: Row[Any]) -> StoredCommand:
-    return StoredCommand(
-        id=row.id, device_id=row.device_id, type=row.type, attributes=row.attributes,
-        status=row.status, created=row.created, sent_time=row.sent_time,
-        result_time=row.result_time, result=row.result, user_id=row.user_id)
-
-
-def _device(row: Row[Any]) -> Device:
-    return Device(id=row.id, unique_id=row.unique_id, name=row.name,
-                  organisation_id=row.organisation_id, disabled=row.disabled,
-                  last_update=row.last_update, position_id=row.position_id)
-
-
-def _user(row: Row[Any]) -> User:
-    return User(id=row.id, email=row.email, name=row.name,
-                organisation_id=row.organisation_id, administrator=row.administrator)
-
-
 def _visible(user: User | None) -> Any:
     """WHERE clause (on `devices`) for what `user` may see; None means everything."""
     if user is None or user.administrator:
@@ -657,16 +1034,118 @@ def _visible(user: User | None) -> Any:
     return devices.c.organisation_id == user.organisation_id
 
 
-def _alarm_key(attributes: Mapping[str, Any]) -> str:
-    alarm = attributes.get("alarm")
-    return "" if alarm is None else str(alarm)[:SHORT_TEXT]
+def _owned(table: Table, user: User | None) -> Any:
+    """WHERE clause (on a table with organisation_id) for what `user` may see."""
+    if user is None or user.administrator:
+        return true()
+    return table.c.organisation_id == user.organisation_id
 
 
-def _normalise_email(email: str) -> str:
-    email = email.strip().lower()
-    if not email:
-        raise ValueError("empty e-mail address")
-    return email
+def _find(conn: Connection, table: Table, object_id: int, user: User | None,
+          what: str) -> Row[Any]:
+    """The row if it exists and `user` may see it; else NotFoundError."""
+    row = conn.execute(select(table).where(table.c.id == object_id, _owned(table, user))
+                       ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"{what} {object_id} not found")
+    return row
+
+
+def _require(conn: Connection, table: Table, object_id: int, organisation_id: int,
+             what: str) -> None:
+    """A referenced object must exist in the referring object's organisation."""
+    found = conn.execute(select(table.c.id).where(
+        table.c.id == object_id, table.c.organisation_id == organisation_id)).first()
+    if found is None:
+        raise NotFoundError(f"{what} {object_id} not found")
+
+
+def _target_organisation(conn: Connection, user: User | None,
+                         organisation_id: int | None) -> int:
+    """Where a new object goes: a member's own organisation; for an administrator or
+    the CLI (user None) `organisation_id` if given, else theirs / the default one."""
+    if user is not None and not user.administrator:
+        if organisation_id not in (None, user.organisation_id):
+            raise NotFoundError(f"organisation {organisation_id} not found")
+        return user.organisation_id
+    if organisation_id is None:
+        organisation_id = user.organisation_id if user is not None else DEFAULT_ORGANISATION_ID
+    if conn.execute(select(organisations.c.id)
+                    .where(organisations.c.id == organisation_id)).first() is None:
+        raise NotFoundError(f"organisation {organisation_id} not found")
+    return organisation_id
+
+
+def _link(device_id: int | None, group_id: int | None) -> tuple[Table, str, int]:
+    """The link table, its owner column and owner id for a (device_id, group_id) pair."""
+    if (device_id is None) == (group_id is None):
+        raise ValueError("link a geofence to exactly one of device_id and group_id")
+    if device_id is not None:
+        return device_geofences, "device_id", device_id
+    return group_geofences, "group_id", group_id   # type: ignore[return-value]
+
+
+# What a rule definition (`geofence.rules`) names: its "zone" (and the geofence of a
+# geofence event condition, `when.value`) and its "calendar".
+RULE_REFERENCES = (("zone", geofences, "geofence"), ("calendar", calendars, "calendar"))
+
+
+def _referenced_ids(definition: Mapping[str, Any], key: str) -> set[int]:
+    """Ids under `key` anywhere in a rule definition (a number or a list of them); for
+    "zone" also the `when.value` of a geofence event condition."""
+    found = _ids_under(definition, key)
+    when = definition.get("when")
+    if key == "zone" and isinstance(when, Mapping) and isinstance(when.get("event"), str) \
+            and when["event"].startswith("geofence"):
+        found |= _ids(when.get("value"))
+    return found
+
+
+def _ids_under(value: Any, key: str) -> set[int]:
+    found: set[int] = set()
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            if name == key:
+                found |= _ids(item)
+            found |= _ids_under(item, key)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _ids_under(item, key)
+    return found
+
+
+def _ids(value: Any) -> set[int]:
+    items = value if isinstance(value, list) else [value]
+    return {item for item in items if isinstance(item, int) and not isinstance(item, bool)}
+
+
+def _require_referenced(conn: Connection, organisation_id: int,
+                        definition: Mapping[str, Any]) -> None:
+    for key, table, what in RULE_REFERENCES:
+        for object_id in sorted(_referenced_ids(definition, key)):
+            _require(conn, table, object_id, organisation_id, what)
+
+
+def _refuse_if_used(conn: Connection, organisation_id: int, key: str, object_id: int,
+                    what: str) -> None:
+    """InUseError if a rule (enabled or not) of the organisation names the object."""
+    for rule in conn.execute(select(rules.c.id, rules.c.name, rules.c.definition)
+                             .where(rules.c.organisation_id == organisation_id)
+                             .order_by(rules.c.id)):
+        if object_id in _referenced_ids(rule.definition, key):
+            raise InUseError(f"{what} {object_id} is used by rule {rule.id} ({rule.name})")
+
+
+def _bump_revision(conn: Connection) -> None:
+    """Every configuration write calls this in its own transaction."""
+    conn.execute(update(config_revision)
+                 .where(config_revision.c.id == CONFIG_REVISION_ROW)
+                 .values(revision=config_revision.c.revision + 1))
+
+
+def _revision(conn: Connection) -> int:
+    return conn.execute(select(config_revision.c.revision)
+                        .where(config_revision.c.id == CONFIG_REVISION_ROW)).scalar_one()
 
 
 def _token_hash(token: str) -> str:

@@ -1,0 +1,300 @@
+"""Storage of notifications: push tokens, preferences, the outbox, deliveries.
+
+Mixed into `SqlStore` (it uses its `_write` / `_read` / `_insert`).  The outbox is
+filled by `write_batch` in the events' transaction; `expand_outbox` turns one
+outbox row into deliveries (one per event and token: the unique key is what makes
+"never twice to the same token for the same event" hold) and removes the row in
+the same transaction, so a crash in between loses nothing and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import delete, insert, or_, select, update
+
+from tracker.models import (
+    DeliveryRecord,
+    DueDelivery,
+    NewDelivery,
+    OutboxItem,
+    PushToken,
+    StoredEvent,
+    User,
+)
+from tracker.push.base import token_hash
+from tracker.push.preferences import TraccarNotification
+from tracker.storage import records
+from tracker.storage.schema import (
+    deliveries,
+    delivery_attempts,
+    devices,
+    events,
+    geofences,
+    notification_outbox,
+    notification_preferences,
+    positions,
+    push_tokens,
+    traccar_notifications,
+    users,
+)
+
+
+class NotificationsMixin:
+    """See the module docstring."""
+
+    # -- tokens and preferences -----------------------------------------------------
+
+    def user_by_email(self, email: str) -> User | None:
+        with self._read() as conn:
+            row = conn.execute(select(users).where(users.c.email == records.normalise_email(email))).first()
+        return None if row is None else records.user(row)
+
+    def add_push_token(self, user_id: int, channel: str, platform: str, token: str,
+                       now: dt.datetime) -> PushToken:
+        """Register `token`; a token already known (same channel) moves to this user
+        and is enabled again (a phone changes hands, or re-registers after pruning)."""
+        digest = token_hash(token)
+        with self._write() as conn:
+            found = conn.execute(select(push_tokens.c.id).where(
+                push_tokens.c.channel == channel, push_tokens.c.token_hash == digest)).scalar()
+            values = {"user_id": user_id, "platform": platform, "token": token,
+                      "disabled": None, "disabled_reason": None}
+            if found is None:
+                found = conn.execute(insert(push_tokens).values(
+                    channel=channel, token_hash=digest, created=now, **values)
+                    .returning(push_tokens.c.id)).scalar_one()
+            else:
+                conn.execute(update(push_tokens).where(push_tokens.c.id == found).values(**values))
+            return _token(conn.execute(select(push_tokens).where(push_tokens.c.id == found)).one())
+
+    def push_tokens(self, user_id: int) -> list[PushToken]:
+        with self._read() as conn:
+            return [_token(row) for row in conn.execute(
+                select(push_tokens).where(push_tokens.c.user_id == user_id)
+                .order_by(push_tokens.c.id))]
+
+    def delete_push_token(self, user_id: int, token_id: int) -> bool:
+        with self._write() as conn:
+            return conn.execute(delete(push_tokens).where(
+                push_tokens.c.id == token_id, push_tokens.c.user_id == user_id)).rowcount > 0
+
+    def set_preferences(self, user_id: int, data: Mapping[str, Any]) -> None:
+        with self._write() as conn:
+            conn.execute(self._insert(notification_preferences)
+                         .values(user_id=user_id, data=dict(data))
+                         .on_conflict_do_update(index_elements=[notification_preferences.c.user_id],
+                                                set_={"data": dict(data)}))
+
+    def preferences(self, user_id: int) -> Mapping[str, Any] | None:
+        with self._read() as conn:
+            return conn.execute(select(notification_preferences.c.data).where(
+                notification_preferences.c.user_id == user_id)).scalar()
+
+    # -- the dispatcher's side ------------------------------------------------------
+
+    def pending_outbox(self, limit: int = 100) -> list[OutboxItem]:
+        """Oldest first.  Rows whose event was purged meanwhile are dropped."""
+        with self._read() as conn:
+            items = self._event_items(
+                conn, select(notification_outbox.c.id.label("outbox_id"))
+                .join(events, events.c.id == notification_outbox.c.event_id)
+                .order_by(notification_outbox.c.id).limit(limit))
+            orphans = conn.execute(
+                select(notification_outbox.c.id).outerjoin(
+                    events, events.c.id == notification_outbox.c.event_id)
+                .where(events.c.id.is_(None)).limit(limit)).scalars().all()
+        if orphans:
+            with self._write() as conn:
+                conn.execute(delete(notification_outbox).where(notification_outbox.c.id.in_(orphans)))
+        return items
+
+    def notification_context(self, event_id: int) -> OutboxItem | None:
+        """The event with its device, place and zone (outbox_id None), if it exists."""
+        with self._read() as conn:
+            items = self._event_items(conn, select(None).select_from(events)
+                                      .where(events.c.id == event_id))
+        return items[0] if items else None
+
+    @staticmethod
+    def _event_items(conn, query) -> list[OutboxItem]:
+        """OutboxItems of `query` (a select over `events`, maybe with outbox_id)."""
+        query = (query.add_columns(events, devices, positions.c.latitude.label("place_lat"),
+                                   positions.c.longitude.label("place_lon"),
+                                   geofences.c.name.label("zone_name"))
+                 .join(devices, devices.c.id == events.c.device_id)
+                 .outerjoin(positions, positions.c.id == events.c.position_id)
+                 .outerjoin(geofences, geofences.c.id == events.c.geofence_id))
+        items = []
+        for row in conn.execute(query).all():
+            mapping = row._mapping
+            event = StoredEvent(id=mapping[events.c.id], device_id=mapping[events.c.device_id],
+                                type=mapping[events.c.type], event_time=mapping[events.c.event_time],
+                                position_id=mapping[events.c.position_id],
+                                attributes=mapping[events.c.attributes],
+                                geofence_id=mapping[events.c.geofence_id])
+            device = records.device(_Row({column.name: mapping[column] for column in devices.c}))
+            outbox_id = mapping["outbox_id"] if "outbox_id" in mapping else None
+            items.append(OutboxItem(outbox_id, event, device, row.place_lat, row.place_lon,
+                                    row.zone_name))
+        return items
+
+    # -- Traccar-shaped notifications -----------------------------------------------
+
+    def add_traccar_notification(self, user_id: int, type: str, always: bool, notificators: str,
+                                 attributes: Mapping[str, Any]) -> TraccarNotification:
+        with self._write() as conn:
+            new_id = conn.execute(insert(traccar_notifications).values(
+                user_id=user_id, type=type, always=always, notificators=notificators,
+                attributes=dict(attributes)).returning(traccar_notifications.c.id)).scalar_one()
+        return TraccarNotification(new_id, user_id, type, always, notificators, dict(attributes))
+
+    def traccar_notifications(self, user_id: int) -> list[TraccarNotification]:
+        with self._read() as conn:
+            return [_subscription(row) for row in conn.execute(
+                select(traccar_notifications).where(traccar_notifications.c.user_id == user_id)
+                .order_by(traccar_notifications.c.id))]
+
+    def update_traccar_notification(self, user_id: int, notification_id: int, *, type: str,
+                                    always: bool, notificators: str,
+                                    attributes: Mapping[str, Any]) -> TraccarNotification | None:
+        with self._write() as conn:
+            changed = conn.execute(update(traccar_notifications).where(
+                traccar_notifications.c.id == notification_id,
+                traccar_notifications.c.user_id == user_id).values(
+                type=type, always=always, notificators=notificators,
+                attributes=dict(attributes))).rowcount
+        if not changed:
+            return None
+        return TraccarNotification(notification_id, user_id, type, always, notificators,
+                                   dict(attributes))
+
+    def delete_traccar_notification(self, user_id: int, notification_id: int) -> bool:
+        with self._write() as conn:
+            return conn.execute(delete(traccar_notifications).where(
+                traccar_notifications.c.id == notification_id,
+                traccar_notifications.c.user_id == user_id)).rowcount > 0
+
+    def recipients(self, organisation_id: int) -> list[Recipient]:
+        """Users who may see the organisation's devices (its members and every
+        administrator), each with their preferences, Traccar-shaped notifications
+        and enabled tokens."""
+        with self._read() as conn:
+            people = conn.execute(select(users).where(or_(
+                users.c.organisation_id == organisation_id, users.c.administrator.is_(True)))
+                .order_by(users.c.id)).all()
+            ids = [row.id for row in people]
+            prefs = dict(conn.execute(select(notification_preferences.c.user_id,
+                                             notification_preferences.c.data)
+                                      .where(notification_preferences.c.user_id.in_(ids))).all())
+            tokens: dict[int, list[PushToken]] = {}
+            for row in conn.execute(select(push_tokens).where(
+                    push_tokens.c.user_id.in_(ids), push_tokens.c.disabled.is_(None))
+                    .order_by(push_tokens.c.id)):
+                tokens.setdefault(row.user_id, []).append(_token(row))
+            subscriptions: dict[int, list[TraccarNotification]] = {}
+            for row in conn.execute(select(traccar_notifications).where(
+                    traccar_notifications.c.user_id.in_(ids)).order_by(traccar_notifications.c.id)):
+                subscriptions.setdefault(row.user_id, []).append(_subscription(row))
+        return [Recipient(records.user(row), prefs.get(row.id), subscriptions.get(row.id, []),
+                          tokens.get(row.id, [])) for row in people]
+
+    def expand_outbox(self, outbox_id: int, new: Sequence[NewDelivery], now: dt.datetime) -> None:
+        """Create the deliveries of one outbox row and remove the row, atomically."""
+        with self._write() as conn:
+            if new:
+                conn.execute(self._insert(deliveries).on_conflict_do_nothing(
+                    index_elements=[deliveries.c.event_id, deliveries.c.token_id]), [{
+                        "event_id": d.event_id, "token_id": d.token_id, "user_id": d.user_id,
+                        "channel": d.channel, "token_hash": d.token_hash, "status": d.status,
+                        "attempts": 0, "next_attempt": now if d.status == "pending" else None,
+                        "last_error": None, "updated": now} for d in new])
+            conn.execute(delete(notification_outbox).where(notification_outbox.c.id == outbox_id))
+
+    def recently_notified(self, device_id: int, event_type: str, subject: str, since: dt.datetime,
+                          before_event_id: int) -> bool:
+        """Whether an earlier event of the device with this type and subject, at or
+        after `since`, got a delivery that was not itself coalesced (storm check)."""
+        with self._read() as conn:
+            return conn.execute(
+                select(deliveries.c.id).join(events, events.c.id == deliveries.c.event_id)
+                .where(events.c.device_id == device_id, events.c.type == event_type,
+                       events.c.subject == subject, events.c.event_time >= since,
+                       events.c.id < before_event_id,
+                       deliveries.c.status.in_(("pending", "sent")))
+                .limit(1)).first() is not None
+
+    def due_deliveries(self, now: dt.datetime, limit: int = 100) -> list[DueDelivery]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(deliveries.c.id, deliveries.c.event_id, deliveries.c.user_id,
+                       deliveries.c.attempts, push_tokens)
+                .join(push_tokens, push_tokens.c.id == deliveries.c.token_id)
+                .where(deliveries.c.status == "pending", deliveries.c.next_attempt <= now)
+                .order_by(deliveries.c.next_attempt, deliveries.c.id).limit(limit)).all()
+        return [DueDelivery(row.id, row.event_id, row.user_id, row.attempts, _token(row))
+                for row in rows]
+
+    def record_attempt(self, delivery: DueDelivery, now: dt.datetime, *, outcome: str,
+                       error: str | None, status: str,
+                       next_attempt: dt.datetime | None = None) -> None:
+        """Store one attempt and the delivery's new status; an `invalid_token`
+        outcome also disables (prunes) the token."""
+        token = delivery.token
+        with self._write() as conn:
+            conn.execute(insert(delivery_attempts).values(
+                delivery_id=delivery.id, attempt_time=now, channel=token.channel,
+                token_hash=token_hash(token.token), status=outcome,
+                error=None if error is None else error[:200]))
+            conn.execute(update(deliveries).where(deliveries.c.id == delivery.id).values(
+                status=status, attempts=deliveries.c.attempts + 1, next_attempt=next_attempt,
+                last_error=None if error is None else error[:200], updated=now))
+            if outcome == "invalid_token":
+                conn.execute(update(push_tokens).where(push_tokens.c.id == token.id).values(
+                    disabled=now, disabled_reason=(error or "invalid token")[:200]))
+
+    def deliveries_of(self, user_id: int | None = None, event_id: int | None = None,
+                      limit: int = 100) -> list[DeliveryRecord]:
+        """Newest first; for the API and tests."""
+        query = select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
+        if user_id is not None:
+            query = query.where(deliveries.c.user_id == user_id)
+        if event_id is not None:
+            query = query.where(deliveries.c.event_id == event_id)
+        with self._read() as conn:
+            return [DeliveryRecord(row.id, row.event_id, row.user_id, row.channel, row.token_hash,
+                                   row.status, row.attempts, row.last_error, row.updated)
+                    for row in conn.execute(query)]
+
+    def delivery_attempts(self, delivery_id: int) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            return [dict(row._mapping) for row in conn.execute(
+                select(delivery_attempts).where(delivery_attempts.c.delivery_id == delivery_id)
+                .order_by(delivery_attempts.c.id))]
+
+
+class Recipient(NamedTuple):
+    user: User
+    preferences: Mapping[str, Any] | None     # as stored (Preferences.from_json reads it)
+    subscriptions: list[TraccarNotification]
+    tokens: list[PushToken]                   # enabled ones only
+
+
+class _Row:
+    """Attribute access over a dict (the device row converter reads attributes)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _subscription(row: Any) -> TraccarNotification:
+    return TraccarNotification(row.id, row.user_id, row.type, row.always, row.notificators,
+                               row.attributes)
+
+
+def _token(row: Any) -> PushToken:
+    return PushToken(id=row.id, user_id=row.user_id, channel=row.channel, platform=row.platform,
+                     token=row.token, created=row.created, disabled=row.disabled,
+                     disabled_reason=row.disabled_reason)
