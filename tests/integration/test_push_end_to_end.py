@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.push.fake_fcm import FakeFcm
-from tests.push.fake_huawei import FakeHuawei
+from tests.push.fake_huawei import FakeHuawei, internal_error
 from tests.serverproc import ServerProcess, wait_for
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,6 @@ def fake_fcm_and_credentials(tmp_path):
         "private_key": private, "client_email": ACCOUNT, "client_id": "1",
         "token_uri": fake.token_uri}))
     return fake, path
-
 
 
 def test_an_sos_reaches_the_fake_fcm_and_huawei_gateways_exactly_once(tmp_path, database_url):
@@ -94,5 +93,49 @@ def test_an_sos_reaches_the_fake_fcm_and_huawei_gateways_exactly_once(tmp_path, 
                 ("fcm", "sent"), ("huawei", "sent")]
             assert "fcm-registration-token-1" not in server.log()   # tokens are secrets
             assert "Traceback" not in server.log()
+        finally:
+            server.stop()
+
+
+def test_a_pending_push_is_sent_after_the_server_is_killed(tmp_path, database_url):
+    """Crash with a notification pending: the first attempt fails (the gateway's
+    OAuth endpoint answers 500, a retryable error), the server is killed with
+    SIGKILL before the retry is due, and the restarted server sends it: exactly
+    one push reaches the gateway, and the delivery log keeps both attempts."""
+    with FakeHuawei() as huawei:
+        huawei.script.append(internal_error())
+        push_config = (
+            f'[push.huawei]\napp_id = "{huawei.app_id}"\nclient_secret = "{huawei.client_secret}"\n'
+            f'base_url = "{huawei.url}"\nauth_url = "{huawei.url}"\n')
+        server = ServerProcess(tmp_path, database_url, extra_config=push_config)
+        server.cli("user", "add", "--email", EMAIL, "--password", PASSWORD)
+        server.cli("device", "add", "--unique-id", IMEI, "--name", "Lily's watch")
+        try:
+            server.start()
+            status, _ = server.api("/api/notifications/tokens", EMAIL, PASSWORD,
+                                   {"channel": "huawei", "platform": "android", "token": "hw-token-9"})
+            assert status == 200
+            route = tmp_path / "sos.route"
+            route.write_text("13.405 52.52 0\n")
+            result = server.simulate("--devices", "1", "--first-imei", IMEI, "--interval", "1",
+                                     "--alarm-every", "1", "--heartbeat-every", "0", "--route", str(route))
+            assert result.returncode == 0, result.stdout + result.stderr
+
+            def first_attempt_failed():
+                deliveries = server.api("/api/notifications/deliveries", EMAIL, PASSWORD)
+                return deliveries and deliveries[0]["attempts"]
+            attempts = wait_for(first_attempt_failed)
+            server.kill()                       # the retry is due 2.5 to 5 s after the failure
+            assert [a["status"] for a in attempts] == ["retry"]
+            assert huawei.sends == []
+
+            server.start()
+            assert wait_for(lambda: huawei.sends, timeout_s=30)
+            time.sleep(2)                                     # nothing more arrives
+            (push,) = huawei.sends
+            assert push.json["message"]["token"] == ["hw-token-9"]
+            (delivery,) = server.api("/api/notifications/deliveries", EMAIL, PASSWORD)
+            assert delivery["status"] == "sent"
+            assert [a["status"] for a in delivery["attempts"]] == ["retry", "sent"]
         finally:
             server.stop()
