@@ -106,9 +106,10 @@ class RuleFields(NamedTuple):
 
 
 class Permission(NamedTuple):
-    """A zone assigned to exactly one of a device or a group."""
+    """A zone or a notification linked to exactly one of a device or a group."""
 
-    geofence_id: int
+    kind: str                  # "geofence" or "notification"
+    target_id: int             # the zone's or the notification's id
     device_id: int | None
     group_id: int | None
 
@@ -408,18 +409,20 @@ def rule_fields(store: Any, user: Any, body: Any, *,
 
 
 def permission_fields(body: Any) -> Permission:
-    """Traccar's permission body, the two kinds we store: ``{deviceId, geofenceId}``
-    and ``{groupId, geofenceId}``."""
+    """Traccar's permission body, the kinds kept here: ``{deviceId, geofenceId}``,
+    ``{groupId, geofenceId}``, ``{deviceId, notificationId}`` and
+    ``{groupId, notificationId}``."""
     body = _body(body)
     keys = set(body)
-    if keys == {"deviceId", "geofenceId"}:
-        return Permission(_required_id(body["geofenceId"], "geofenceId"),
-                          _required_id(body["deviceId"], "deviceId"), None)
-    if keys == {"groupId", "geofenceId"}:
-        return Permission(_required_id(body["geofenceId"], "geofenceId"),
-                          None, _required_id(body["groupId"], "groupId"))
-    raise EditError(f"unsupported permission {{{', '.join(sorted(map(str, keys)))}}}: "
-                    "send {deviceId, geofenceId} or {groupId, geofenceId}")
+    for target_key in ("geofenceId", "notificationId"):
+        for owner_key in ("deviceId", "groupId"):
+            if keys == {owner_key, target_key}:
+                owner_id = _required_id(body[owner_key], owner_key)
+                return Permission(target_key.removesuffix("Id"), _required_id(body[target_key], target_key),
+                                  owner_id if owner_key == "deviceId" else None,
+                                  owner_id if owner_key == "groupId" else None)
+    raise EditError(f"unsupported permission {{{', '.join(sorted(map(str, keys)))}}}: send "
+                    "deviceId or groupId with geofenceId or notificationId")
 
 
 def timezone_name(name: Any, field: str = "timezone") -> str:

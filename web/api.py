@@ -625,6 +625,14 @@ def int_params(request: IRequest, name: str) -> list[int]:
     return result
 
 
+def single_int_param(request: IRequest, name: str) -> int | None:
+    """The query parameter `name` as an integer, None when absent; 400 when given twice."""
+    values = int_params(request, name)
+    if len(values) > 1:
+        raise ApiError(400, f"{name} may be given only once")
+    return values[0] if values else None
+
+
 def parse_time(name: str, value: str) -> dt.datetime:
     """An ISO 8601 time with a UTC offset, as an aware UTC datetime."""
     text = value.strip()

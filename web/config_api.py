@@ -41,6 +41,7 @@ from web.api import (
     int_params,
     json_body,
     no_such_item,
+    single_int_param,
     str_params,
     time_param,
 )
@@ -80,13 +81,6 @@ def _check_filters(store: Store, user: User, device_ids: Sequence[int],
                 raise ApiError(404, f"no group with id {group_id}")
 
 
-def _single(request: IRequest, name: str) -> int | None:
-    values = int_params(request, name)
-    if len(values) > 1:
-        raise ApiError(400, f"{name} may be given only once")
-    return values[0] if values else None
-
-
 # -- geofences ------------------------------------------------------------------------------
 
 def _wants_geojson(request: IRequest) -> bool:
@@ -113,8 +107,8 @@ class GeofencesResource(CollectionResource):
     changes_config = True
 
     async def get(self, request: IRequest, user: User) -> Any:
-        device_id = _single(request, "deviceId")
-        group_id = _single(request, "groupId")
+        device_id = single_int_param(request, "deviceId")
+        group_id = single_int_param(request, "groupId")
         geojson = _wants_geojson(request)
         geofences = await self.context.call(_geofences, self.context.store, user, device_id, group_id)
         if geojson:
@@ -173,26 +167,33 @@ def _delete_geofence(store: Store, user: User, geofence_id: int) -> None:
 # -- permissions ------------------------------------------------------------------------------
 
 class PermissionsResource(JsonResource):
-    """POST /api/permissions links a zone, DELETE unlinks it: Traccar's JSON body
-    ``{deviceId, geofenceId}`` or ``{groupId, geofenceId}``; 204.  Other Traccar
-    permissions (users, drivers, notifications ...) are a 400: not kept here."""
+    """POST /api/permissions links, DELETE unlinks; 204.  Traccar's JSON bodies
+    ``{deviceId|groupId, geofenceId}`` (a zone assigned to a device or a group) and
+    ``{deviceId|groupId, notificationId}`` (the caller's own notification, for its
+    ``always: false``).  Other Traccar permissions (users, drivers ...) are a 400:
+    not kept here."""
 
     methods = {b"POST": "post", b"DELETE": "delete"}
     changes_config = True
 
     async def post(self, request: IRequest, user: User) -> Reply:
         link = editing.permission_fields(json_body(request))
-        await self.context.call(_link, self.context.store.link_geofence, user, link)
+        await self.context.call(_link, self.context.store, user, link, True)
         return Reply(204)
 
     async def delete(self, request: IRequest, user: User) -> Reply:
         link = editing.permission_fields(json_body(request))
-        await self.context.call(_link, self.context.store.unlink_geofence, user, link)
+        await self.context.call(_link, self.context.store, user, link, False)
         return Reply(204)
 
 
-def _link(method: Any, user: User, link: editing.Permission) -> None:
-    method(user, link.geofence_id, device_id=link.device_id, group_id=link.group_id)
+def _link(store: Store, user: User, link: editing.Permission, linked: bool) -> None:
+    """Add (`linked`) or remove that link."""
+    if link.kind == "geofence":
+        method = store.link_geofence if linked else store.unlink_geofence
+    else:
+        method = store.link_notification if linked else store.unlink_notification
+    method(user, link.target_id, device_id=link.device_id, group_id=link.group_id)
 
 
 # -- groups -------------------------------------------------------------------------------------

@@ -30,7 +30,16 @@ from twisted.web.resource import Resource
 from tracker.models import PushToken, User
 from tracker.push.base import CHANNELS, mask
 from tracker.push.preferences import NOTIFICATORS, Preferences, PreferencesError, TraccarNotification
-from web.api import ApiError, CollectionResource, JsonResource, Reply, int_params, json_body, no_such_item
+from web.api import (
+    ApiError,
+    CollectionResource,
+    JsonResource,
+    Reply,
+    int_params,
+    json_body,
+    no_such_item,
+    single_int_param,
+)
 from web.jsonshapes import format_time
 
 PLATFORMS = ("android", "ios", "web", "harmonyos", "other")
@@ -166,14 +175,20 @@ def _notification_fields(body: dict[str, Any]) -> tuple[str, bool, str, dict[str
 class TraccarNotificationsResource(CollectionResource):
     """Traccar's ``/api/notifications`` CRUD on the caller's own subscriptions
     (Traccar links notifications to users with /api/permissions; here the creator
-    owns it).  ``notificators``: firebase / traccar (every push channel), mail
-    (e-mail), webhook; web is accepted and has no effect (no live page yet)."""
+    owns it).  ``always: false`` limits one to the devices and groups linked with
+    ``POST /api/permissions {deviceId|groupId, notificationId}``; ``GET
+    ?deviceId=`` (``?groupId=``) lists those linked to one.  ``notificators``:
+    firebase / traccar (every push channel), mail (e-mail), webhook; web is accepted
+    and has no effect (no live page yet)."""
 
     methods = {b"GET": "get", b"POST": "post"}
     item_methods = {b"PUT": "put", b"DELETE": "delete"}
 
     async def get(self, request: IRequest, user: User) -> Any:
-        found = await self.context.call(self.context.store.traccar_notifications, user.id)
+        device_id = single_int_param(request, "deviceId")
+        group_id = single_int_param(request, "groupId")
+        found = await self.context.call(lambda: self.context.store.traccar_notifications(
+            user.id, device_id=device_id, group_id=group_id))
         return [notification_json(n) for n in found]
 
     async def post(self, request: IRequest, user: User) -> Any:

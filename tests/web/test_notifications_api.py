@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
+from sqlalchemy import select
 
 from tests.web.harness import ADMIN, ALICE, BOB, T0, make_world
 from tracker.models import Batch, NewEvent
 from tracker.push.base import SENT, SendResult
 from tracker.push.dispatcher import Dispatcher
+from tracker.storage.schema import notification_devices
 
 
 @pytest.fixture
@@ -119,6 +122,73 @@ def test_a_traccar_notification_subscribes_its_owner(world):
     sink = Recorder()
     Dispatcher(store, None, None, {"fcm": sink}, clock=lambda: T0).run_cycle()
     assert [m.data["type"] for _, m in sink.sent] == ["geofenceEnter"]
+
+
+def test_a_notification_without_always_covers_only_its_linked_devices_and_groups(world):
+    store = world.store
+    call(world, "POST", "/api/notifications/tokens", {"channel": "fcm", "token": "tok-1"})
+    call(world, "PUT", "/api/notifications/preferences", {"types": []})   # only the notification
+    notification = call(world, "POST", "/api/notifications",
+                        {"type": "alarm", "always": False, "notificators": "firebase"}).json()
+    d1, d2 = world.devices["d1"], world.devices["d2"]
+    link = {"deviceId": d1.id, "notificationId": notification["id"]}
+    assert call(world, "POST", "/api/permissions", link).status == 204
+    assert call(world, "POST", "/api/permissions", link).status == 204      # twice is one link
+    listed = call(world, "GET", f"/api/notifications?deviceId={d1.id}").json()
+    assert [n["id"] for n in listed] == [notification["id"]]
+    assert call(world, "GET", f"/api/notifications?deviceId={d2.id}").json() == []
+
+    def alarms_pushed(minutes):   # minutes apart: the same alarm again within 60 s is coalesced
+        time = T0 + dt.timedelta(minutes=minutes)
+        store.write_batch(Batch(events=(NewEvent(d1.id, "alarm", time, {"alarm": "sos"}),
+                                        NewEvent(d2.id, "alarm", time, {"alarm": "sos"}))))
+        sink = Recorder()
+        Dispatcher(store, None, None, {"fcm": sink}, clock=lambda: time).run_cycle()
+        return sorted(m.data["deviceId"] for _, m in sink.sent)
+
+    assert alarms_pushed(0) == [str(d1.id)]
+    vans = store.add_group(None, "Vans")
+    store.update_device(None, d2.id, group_id=vans.id)
+    group_link = {"groupId": vans.id, "notificationId": notification["id"]}
+    assert call(world, "POST", "/api/permissions", group_link).status == 204
+    assert alarms_pushed(5) == sorted([str(d1.id), str(d2.id)])
+    assert call(world, "DELETE", "/api/permissions", link).status == 204
+    assert call(world, "DELETE", "/api/permissions", link).status == 404    # no such link now
+    assert call(world, "DELETE", "/api/permissions", group_link).status == 204
+    assert alarms_pushed(10) == []
+
+
+def test_notification_links_need_the_callers_notification_and_a_visible_device(world):
+    mine = call(world, "POST", "/api/notifications", {"type": "alarm", "always": False}).json()
+    bobs = call(world, "POST", "/api/notifications", {"type": "alarm", "always": False},
+                auth=BOB).json()
+    d1, d3 = world.devices["d1"], world.devices["d3"]            # d3 is in bob's organisation
+    refused = call(world, "POST", "/api/permissions", {"deviceId": d1.id, "notificationId": bobs["id"]})
+    assert refused.status == 404 and "notification" in refused.json()["message"]
+    refused = call(world, "POST", "/api/permissions", {"deviceId": d3.id, "notificationId": mine["id"]})
+    assert refused.status == 404 and "device" in refused.json()["message"]
+    bad = call(world, "POST", "/api/permissions", {"deviceId": d1.id, "notificationId": "x"})
+    assert bad.status == 400 and bad.json()["message"].startswith("notificationId:")
+    assert call(world, "GET", "/api/notifications?deviceId=1&deviceId=2").status == 400
+
+
+def test_deleting_a_group_or_the_notification_removes_its_links(world):
+    store = world.store
+    notification = call(world, "POST", "/api/notifications", {"type": "alarm", "always": False}).json()
+    vans = store.add_group(None, "Vans")
+    d1 = world.devices["d1"]
+    for owner in ({"groupId": vans.id}, {"deviceId": d1.id}):
+        assert call(world, "POST", "/api/permissions",
+                    {**owner, "notificationId": notification["id"]}).status == 204
+    user = store.user_by_email(ALICE[0])
+    (stored,) = store.traccar_notifications(user.id)
+    assert (stored.group_ids, stored.device_ids) == ({vans.id}, {d1.id})
+    store.delete_group(None, vans.id)
+    (stored,) = store.traccar_notifications(user.id)
+    assert (stored.group_ids, stored.device_ids) == (frozenset(), {d1.id})
+    assert call(world, "DELETE", f"/api/notifications/{notification['id']}").status == 204
+    with store._read() as conn:
+        assert conn.execute(select(notification_devices)).all() == []
 
 
 class Recorder(Sink):

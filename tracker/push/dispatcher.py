@@ -156,6 +156,7 @@ class Dispatcher:
                 preferences = Preferences()
             channels = channels_wanted(preferences, subscriptions, event_type=event.type,
                                        attributes=event.attributes, device_id=device.id,
+                                       group_id=device.group_id,
                                        available=set(self.notifiers))
             if not channels:
                 continue

@@ -174,9 +174,9 @@ NOTIFICATORS: Mapping[str, frozenset[str]] = {
 class TraccarNotification:
     """A Traccar-shaped subscription (``/api/notifications``): an event type, for
     alarms optionally ``attributes.alarms`` ("sos,powerCut"), sent through its
-    notificators ("firebase,mail").  `always` False is kept for Traccar clients but
-    means the same here: every device the user may see (device links are not
-    modelled)."""
+    notificators ("firebase,mail").  With `always` it covers every device the user
+    may see; without, only the devices in `device_ids` and those of the groups in
+    `group_ids` (Traccar's ``{deviceId|groupId, notificationId}`` permissions)."""
 
     id: int
     user_id: int
@@ -184,9 +184,16 @@ class TraccarNotification:
     always: bool
     notificators: str
     attributes: Mapping[str, Any]
+    device_ids: frozenset[int] = frozenset()
+    group_ids: frozenset[int] = frozenset()
 
-    def wants(self, event_type: str, attributes: Mapping[str, Any]) -> bool:
-        if event_type != self.type:
+    def covers(self, device_id: int, group_id: int | None) -> bool:
+        """Whether the notification applies to that device (in that group, or None)."""
+        return self.always or device_id in self.device_ids or group_id in self.group_ids
+
+    def wants(self, event_type: str, attributes: Mapping[str, Any], device_id: int,
+              group_id: int | None) -> bool:
+        if event_type != self.type or not self.covers(device_id, group_id):
             return False
         alarms = str(self.attributes.get("alarms") or "")
         if event_type == "alarm" and alarms:
@@ -200,14 +207,15 @@ class TraccarNotification:
 
 
 def channels_wanted(preferences: Preferences, subscriptions, *, event_type: str,
-                    attributes: Mapping[str, Any], device_id: int,
+                    attributes: Mapping[str, Any], device_id: int, group_id: int | None,
                     available: frozenset[str] | set[str]) -> set[str]:
-    """The channels (among `available`) a user wants this event on: through their
-    preferences and through any of their Traccar-shaped notifications."""
+    """The channels (among `available`) a user wants this event of that device (in
+    that group, or None) on: through their preferences and through any of their
+    Traccar-shaped notifications."""
     wanted: set[str] = set()
     if preferences.wants(event_type, attributes, device_id):
         wanted |= {channel for channel in available if preferences.takes(channel)}
     for subscription in subscriptions:
-        if subscription.wants(event_type, attributes):
+        if subscription.wants(event_type, attributes, device_id, group_id):
             wanted |= subscription.channels & set(available)
     return wanted

@@ -13,7 +13,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, true, update
+from sqlalchemy.engine import Connection
 
 from tracker.models import (
     DeliveryRecord,
@@ -27,12 +28,16 @@ from tracker.models import (
 from tracker.push.base import token_hash
 from tracker.push.preferences import TraccarNotification
 from tracker.storage import records
+from tracker.storage.api import NotFoundError
 from tracker.storage.schema import (
     deliveries,
     delivery_attempts,
     devices,
     events,
     geofences,
+    groups,
+    notification_devices,
+    notification_groups,
     notification_outbox,
     notification_preferences,
     positions,
@@ -151,31 +156,72 @@ class NotificationsMixin:
                 attributes=dict(attributes)).returning(traccar_notifications.c.id)).scalar_one()
         return TraccarNotification(new_id, user_id, type, always, notificators, dict(attributes))
 
-    def traccar_notifications(self, user_id: int) -> list[TraccarNotification]:
+    def traccar_notifications(self, user_id: int, *, device_id: int | None = None,
+                              group_id: int | None = None) -> list[TraccarNotification]:
+        """The user's notifications, each with its links; with `device_id` (or
+        `group_id`) only those linked to that device (group), as Traccar's
+        ``GET /api/notifications?deviceId=`` lists them."""
+        query = select(traccar_notifications).where(traccar_notifications.c.user_id == user_id)
+        for owner_id, table, column in ((device_id, notification_devices, "device_id"),
+                                        (group_id, notification_groups, "group_id")):
+            if owner_id is not None:
+                query = query.where(traccar_notifications.c.id.in_(
+                    select(table.c.notification_id).where(table.c[column] == owner_id)))
         with self._read() as conn:
-            return [_subscription(row) for row in conn.execute(
-                select(traccar_notifications).where(traccar_notifications.c.user_id == user_id)
-                .order_by(traccar_notifications.c.id))]
+            return _subscriptions(conn, conn.execute(query.order_by(traccar_notifications.c.id)).all())
 
     def update_traccar_notification(self, user_id: int, notification_id: int, *, type: str,
                                     always: bool, notificators: str,
                                     attributes: Mapping[str, Any]) -> TraccarNotification | None:
+        """The notification as updated (links kept), or None if the user has no such one."""
         with self._write() as conn:
-            changed = conn.execute(update(traccar_notifications).where(
+            row = conn.execute(update(traccar_notifications).where(
                 traccar_notifications.c.id == notification_id,
                 traccar_notifications.c.user_id == user_id).values(
                 type=type, always=always, notificators=notificators,
-                attributes=dict(attributes))).rowcount
-        if not changed:
-            return None
-        return TraccarNotification(notification_id, user_id, type, always, notificators,
-                                   dict(attributes))
+                attributes=dict(attributes)).returning(*traccar_notifications.c)).first()
+            return None if row is None else _subscriptions(conn, [row])[0]
 
     def delete_traccar_notification(self, user_id: int, notification_id: int) -> bool:
+        """Delete the user's notification and its links; False if they have no such one."""
         with self._write() as conn:
+            if conn.execute(select(traccar_notifications.c.id).where(
+                    traccar_notifications.c.id == notification_id,
+                    traccar_notifications.c.user_id == user_id)).first() is None:
+                return False
+            for table in (notification_devices, notification_groups):
+                conn.execute(delete(table).where(table.c.notification_id == notification_id))
             return conn.execute(delete(traccar_notifications).where(
                 traccar_notifications.c.id == notification_id,
                 traccar_notifications.c.user_id == user_id)).rowcount > 0
+
+    def link_notification(self, user: User, notification_id: int, *,
+                          device_id: int | None = None, group_id: int | None = None) -> None:
+        """Traccar's ``{deviceId|groupId, notificationId}`` permission: the user's own
+        notification covers that device (group) when its `always` is false.  Linking
+        twice is one link.  NotFoundError for a notification that is not the user's
+        or a device (group) the user may not see."""
+        table, column, owner_id = _notification_link(device_id, group_id)
+        with self._write() as conn:
+            _require_own_notification(conn, user, notification_id)
+            owners = devices if column == "device_id" else groups
+            visible = true() if user.administrator else owners.c.organisation_id == user.organisation_id
+            if conn.execute(select(owners.c.id).where(owners.c.id == owner_id, visible)).first() is None:
+                raise NotFoundError(f"{column[:-3]} {owner_id} not found")
+            conn.execute(self._insert(table).values(
+                {"notification_id": notification_id, column: owner_id}).on_conflict_do_nothing())
+
+    def unlink_notification(self, user: User, notification_id: int, *,
+                            device_id: int | None = None, group_id: int | None = None) -> None:
+        """Remove that link; NotFoundError if there is none (or it is not the user's)."""
+        table, column, owner_id = _notification_link(device_id, group_id)
+        with self._write() as conn:
+            _require_own_notification(conn, user, notification_id)
+            removed = conn.execute(delete(table).where(
+                table.c.notification_id == notification_id, table.c[column] == owner_id)).rowcount
+            if not removed:
+                raise NotFoundError(f"notification {notification_id} is not linked to "
+                                    f"{column[:-3]} {owner_id}")
 
     def recipients(self, organisation_id: int) -> list[Recipient]:
         """Users who may see the organisation's devices (its members and every
@@ -195,9 +241,10 @@ class NotificationsMixin:
                     .order_by(push_tokens.c.id)):
                 tokens.setdefault(row.user_id, []).append(_token(row))
             subscriptions: dict[int, list[TraccarNotification]] = {}
-            for row in conn.execute(select(traccar_notifications).where(
-                    traccar_notifications.c.user_id.in_(ids)).order_by(traccar_notifications.c.id)):
-                subscriptions.setdefault(row.user_id, []).append(_subscription(row))
+            for subscription in _subscriptions(conn, conn.execute(
+                    select(traccar_notifications).where(traccar_notifications.c.user_id.in_(ids))
+                    .order_by(traccar_notifications.c.id)).all()):
+                subscriptions.setdefault(subscription.user_id, []).append(subscription)
         return [Recipient(records.user(row), prefs.get(row.id), subscriptions.get(row.id, []),
                           tokens.get(row.id, [])) for row in people]
 
@@ -289,9 +336,37 @@ class _Row:
         self.__dict__.update(values)
 
 
-def _subscription(row: Any) -> TraccarNotification:
-    return TraccarNotification(row.id, row.user_id, row.type, row.always, row.notificators,
-                               row.attributes)
+def _subscriptions(conn: Connection, rows: Sequence[Any]) -> list[TraccarNotification]:
+    """`traccar_notifications` rows as TraccarNotifications with their device and
+    group links (two queries, whatever the number of rows)."""
+    ids = [row.id for row in rows]
+    linked: dict[str, dict[int, set[int]]] = {}
+    for table, column in ((notification_devices, "device_id"), (notification_groups, "group_id")):
+        linked[column] = {}
+        for notification_id, owner_id in conn.execute(
+                select(table.c.notification_id, table.c[column]).where(table.c.notification_id.in_(ids))):
+            linked[column].setdefault(notification_id, set()).add(owner_id)
+    return [TraccarNotification(row.id, row.user_id, row.type, row.always, row.notificators,
+                                row.attributes,
+                                frozenset(linked["device_id"].get(row.id, ())),
+                                frozenset(linked["group_id"].get(row.id, ()))) for row in rows]
+
+
+def _notification_link(device_id: int | None, group_id: int | None) -> tuple[Any, str, int]:
+    """The link table, its owner column and owner id for a (device_id, group_id) pair."""
+    if (device_id is None) == (group_id is None):
+        raise ValueError("link a notification to exactly one of device_id and group_id")
+    if device_id is not None:
+        return notification_devices, "device_id", device_id
+    return notification_groups, "group_id", group_id   # type: ignore[return-value]
+
+
+def _require_own_notification(conn: Connection, user: User, notification_id: int) -> None:
+    """Notifications belong to the user who made them; NotFoundError for any other."""
+    if conn.execute(select(traccar_notifications.c.id).where(
+            traccar_notifications.c.id == notification_id,
+            traccar_notifications.c.user_id == user.id)).first() is None:
+        raise NotFoundError(f"notification {notification_id} not found")
 
 
 def _token(row: Any) -> PushToken:

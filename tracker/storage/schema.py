@@ -335,9 +335,27 @@ traccar_notifications = Table(
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False,
            index=True),
     Column("type", String(64), nullable=False),            # event type, e.g. "alarm"
-    Column("always", Boolean, nullable=False),              # every device the user sees
+    Column("always", Boolean, nullable=False),              # false: linked devices only
     Column("notificators", String(200), nullable=False),   # "firebase,mail" ...
     Column("attributes", JsonType(), nullable=False),       # {"alarms": "sos,powerCut"}
+)
+
+notification_devices = Table(
+    # Traccar's {deviceId, notificationId} permission: with `always` false, a
+    # notification covers only its linked devices and the devices of its linked groups.
+    "notification_devices", metadata,
+    Column("notification_id", Integer,
+           ForeignKey("traccar_notifications.id", ondelete="CASCADE"), primary_key=True),
+    Column("device_id", Integer, ForeignKey("devices.id", ondelete="CASCADE"),
+           primary_key=True, index=True),
+)
+
+notification_groups = Table(
+    "notification_groups", metadata,                       # {groupId, notificationId}
+    Column("notification_id", Integer,
+           ForeignKey("traccar_notifications.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="CASCADE"),
+           primary_key=True, index=True),
 )
 
 deliveries = Table(

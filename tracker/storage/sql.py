@@ -121,6 +121,7 @@ from tracker.storage.schema import (
     geofences,
     group_geofences,
     groups,
+    notification_groups,
     notification_outbox,
     organisations,
     positions,
@@ -506,6 +507,7 @@ class SqlStore(NotificationsMixin):
             conn.execute(update(devices).where(devices.c.group_id == group_id)
                          .values(group_id=None))
             conn.execute(delete(group_geofences).where(group_geofences.c.group_id == group_id))
+            conn.execute(delete(notification_groups).where(notification_groups.c.group_id == group_id))
             conn.execute(delete(groups).where(groups.c.id == group_id))
             _bump_revision(conn)
 

@@ -77,6 +77,20 @@ def upgrade() -> None:
                                 name="fk_traccar_notifications_user_id_users"),
     )
     op.create_index("ix_traccar_notifications_user_id", "traccar_notifications", ["user_id"])
+    for owner, owner_table in (("device", "devices"), ("group", "groups")):
+        table = f"notification_{owner}s"
+        op.create_table(
+            table,
+            sa.Column("notification_id", sa.Integer, nullable=False),
+            sa.Column(f"{owner}_id", sa.Integer, nullable=False),
+            sa.PrimaryKeyConstraint("notification_id", f"{owner}_id", name=f"pk_{table}"),
+            sa.ForeignKeyConstraint(["notification_id"], ["traccar_notifications.id"],
+                                    ondelete="CASCADE",
+                                    name=f"fk_{table}_notification_id_traccar_notifications"),
+            sa.ForeignKeyConstraint([f"{owner}_id"], [f"{owner_table}.id"], ondelete="CASCADE",
+                                    name=f"fk_{table}_{owner}_id_{owner_table}"),
+        )
+        op.create_index(f"ix_{table}_{owner}_id", table, [f"{owner}_id"])
     op.create_table(
         "deliveries",
         sa.Column("id", _big_id(), nullable=False, autoincrement=True),
@@ -109,6 +123,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("delivery_attempts", "deliveries", "traccar_notifications",
+    for table in ("delivery_attempts", "deliveries", "notification_groups",
+                  "notification_devices", "traccar_notifications",
                   "notification_preferences", "push_tokens", "notification_outbox"):
         op.drop_table(table)
