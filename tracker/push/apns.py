@@ -100,6 +100,7 @@ from tracker.push.base import (
     PushTarget,
     SendResult,
     log_result,
+    response_json,
     retry_after,
     setting,
     timeout_setting,
@@ -284,12 +285,7 @@ class ApnsNotifier:
 
 def _reason(response: httpx.Response) -> str | None:
     """The ``reason`` of an APNs error body, or None."""
-    if not response.content:
-        return None
-    try:
-        body = response.json()
-    except ValueError:
-        return None
+    body = response_json(response) if response.content else None
     reason = body.get("reason") if isinstance(body, dict) else None
     return reason if isinstance(reason, str) and reason else None
 

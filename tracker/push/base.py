@@ -32,6 +32,8 @@ import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import httpx
+
 CHANNELS = ("fcm", "jpush", "huawei", "xiaomi", "oppo", "vivo", "apns", "webhook", "email")
 SENT, RETRY, INVALID_TOKEN, FAILED = "sent", "retry", "invalid_token", "failed"
 
@@ -112,6 +114,30 @@ def retry_after(value: str | None) -> float | None:
 
 
 # -- helpers the channel modules share --------------------------------------------------
+
+def post(client: httpx.Client, url: str, *, reason_prefix: str = "",
+         **request: Any) -> httpx.Response | SendResult:
+    """`client.post(url, **request)`: the response, or, when none came (timeout,
+    connection refused or broken), the RETRY result with the reason
+    ``<reason_prefix>timeout`` or ``<reason_prefix><exception class>`` (e.g.
+    "AUTH ConnectError")."""
+    try:
+        return client.post(url, **request)
+    except httpx.TimeoutException:
+        return SendResult(RETRY, f"{reason_prefix}timeout")
+    except httpx.HTTPError as exc:
+        return SendResult(RETRY, f"{reason_prefix}{type(exc).__name__}")
+
+
+def overloaded(response: httpx.Response, reason_prefix: str = "") -> SendResult | None:
+    """RETRY ("<reason_prefix>HTTP 503", honouring Retry-After) when the gateway
+    answered 429 or a 5xx; None otherwise."""
+    status = response.status_code
+    if status == 429 or status >= 500:
+        return SendResult(RETRY, f"{reason_prefix}HTTP {status}",
+                          retry_after(response.headers.get("Retry-After")))
+    return None
+
 
 CHINA_UTC_OFFSET_S = 8 * 3600
 

@@ -96,6 +96,8 @@ from tracker.push.base import (
     log_result,
     mask,
     optional_setting,
+    overloaded,
+    post,
     response_json,
     retry_after,
     send_with_auth_token,
@@ -151,19 +153,15 @@ class HuaweiNotifier:
         """(token, came_from_cache), or the SendResult when no token could be had."""
         if self._token is not None and self._clock() < self._token_expiry:
             return self._token, True
-        try:
-            response = self._client.post(f"{self._auth_url}/oauth2/v3/token", data={
-                "grant_type": "client_credentials",
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
-            })
-        except httpx.TimeoutException:
-            return SendResult(RETRY, "OAUTH timeout")
-        except httpx.HTTPError as exc:
-            return SendResult(RETRY, f"OAUTH {type(exc).__name__}")
-        if response.status_code >= 500 or response.status_code == 429:
-            return SendResult(RETRY, f"OAUTH HTTP {response.status_code}",
-                              retry_after(response.headers.get("Retry-After")))
+        form = {"grant_type": "client_credentials", "client_id": self._client_id,
+                "client_secret": self._client_secret}
+        response = post(self._client, f"{self._auth_url}/oauth2/v3/token", data=form,
+                        reason_prefix="OAUTH ")
+        if isinstance(response, SendResult):
+            return response
+        busy = overloaded(response, "OAUTH ")
+        if busy:
+            return busy
         body = response_json(response)
         token = body.get("access_token") if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(token, str) or not token:
@@ -218,13 +216,10 @@ class HuaweiNotifier:
         self._token = None
 
     def _post(self, token: str, payload: dict[str, Any], target: PushTarget) -> SendResult:
-        try:
-            response = self._client.post(f"{self._base_url}/v1/{self._app_id}/messages:send",
-                                         json=payload, headers={"Authorization": f"Bearer {token}"})
-        except httpx.TimeoutException:
-            return SendResult(RETRY, "timeout")
-        except httpx.HTTPError as exc:
-            return SendResult(RETRY, type(exc).__name__)
+        response = post(self._client, f"{self._base_url}/v1/{self._app_id}/messages:send",
+                        json=payload, headers={"Authorization": f"Bearer {token}"})
+        if isinstance(response, SendResult):
+            return response
         body = response_json(response)
         code = str(body.get("code")) if isinstance(body, dict) and "code" in body else None
         if response.status_code == 401 or code in CODES_AUTH:

@@ -78,6 +78,7 @@ from tracker.push.base import (
     SendResult,
     log_result,
     optional_setting,
+    post,
     response_json,
     retry_after,
     setting,
@@ -150,13 +151,9 @@ class JPushNotifier:
                 "notification": notification, "options": options}
 
     def send(self, target: PushTarget, message: PushMessage) -> SendResult:
-        try:
-            response = self._client.post(f"{self._base_url}/v3/push", json=self.build(target, message))
-        except httpx.TimeoutException:
-            return log_result(self.log, CHANNEL, SendResult(RETRY, "timeout"), target, message)
-        except httpx.HTTPError as exc:
-            return log_result(self.log, CHANNEL, SendResult(RETRY, type(exc).__name__), target, message)
-        return log_result(self.log, CHANNEL, self._judge(response), target, message)
+        response = post(self._client, f"{self._base_url}/v3/push", json=self.build(target, message))
+        result = response if isinstance(response, SendResult) else self._judge(response)
+        return log_result(self.log, CHANNEL, result, target, message)
 
     @staticmethod
     def _judge(response: httpx.Response) -> SendResult:

@@ -90,6 +90,7 @@ from tracker.push.base import (
     log_result,
     mask,
     optional_setting,
+    post,
     response_json,
     retry_after,
     seconds_to_china_midnight,
@@ -151,13 +152,10 @@ class OppoNotifier:
             return self._token, True
         timestamp = str(int(now * 1000))
         sign = hashlib.sha256(f"{self._app_key}{timestamp}{self._master_secret}".encode()).hexdigest()
-        try:
-            response = self._client.post(f"{self._base_url}/server/v1/auth", data={
-                "app_key": self._app_key, "timestamp": timestamp, "sign": sign})
-        except httpx.TimeoutException:
-            return SendResult(RETRY, "AUTH timeout")
-        except httpx.HTTPError as exc:
-            return SendResult(RETRY, f"AUTH {type(exc).__name__}")
+        response = post(self._client, f"{self._base_url}/server/v1/auth", reason_prefix="AUTH ",
+                        data={"app_key": self._app_key, "timestamp": timestamp, "sign": sign})
+        if isinstance(response, SendResult):
+            return response
         body = response_json(response)
         code = body.get("code") if isinstance(body, dict) else None
         if response.status_code >= 500 or response.status_code == 429 or code in CODES_RETRY:
@@ -207,14 +205,11 @@ class OppoNotifier:
         self._token = None
 
     def _post(self, token: str, payload: str) -> SendResult:
-        try:
-            response = self._client.post(f"{self._base_url}/server/v1/message/notification/unicast",
-                                         data={"auth_token": token, "message": payload},
-                                         headers={"auth_token": token})
-        except httpx.TimeoutException:
-            return SendResult(RETRY, "timeout")
-        except httpx.HTTPError as exc:
-            return SendResult(RETRY, type(exc).__name__)
+        response = post(self._client, f"{self._base_url}/server/v1/message/notification/unicast",
+                        data={"auth_token": token, "message": payload},
+                        headers={"auth_token": token})
+        if isinstance(response, SendResult):
+            return response
         status = response.status_code
         body = response_json(response)
         code = body.get("code") if isinstance(body, dict) else None

@@ -80,6 +80,8 @@ from tracker.push.base import (
     SendResult,
     log_result,
     mask,
+    overloaded,
+    post,
     response_json,
     retry_after,
     seconds_to_china_midnight,
@@ -153,17 +155,15 @@ class VivoNotifier:
         timestamp = int(now * 1000)
         sign = hashlib.md5(f"{self._app_id}{self._app_key}{timestamp}{self._app_secret}".encode(),
                            usedforsecurity=False).hexdigest()
-        try:
-            response = self._client.post(f"{self._base_url}/message/auth", json={
-                "appId": int(self._app_id), "appKey": self._app_key,
-                "timestamp": timestamp, "sign": sign})
-        except httpx.TimeoutException:
-            return SendResult(RETRY, "AUTH timeout")
-        except httpx.HTTPError as exc:
-            return SendResult(RETRY, f"AUTH {type(exc).__name__}")
-        if response.status_code >= 500 or response.status_code == 429:
-            return SendResult(RETRY, f"AUTH HTTP {response.status_code}",
-                              retry_after(response.headers.get("Retry-After")))
+        login = {"appId": int(self._app_id), "appKey": self._app_key, "timestamp": timestamp,
+                 "sign": sign}
+        response = post(self._client, f"{self._base_url}/message/auth", json=login,
+                        reason_prefix="AUTH ")
+        if isinstance(response, SendResult):
+            return response
+        busy = overloaded(response, "AUTH ")
+        if busy:
+            return busy
         body = response_json(response)
         token = body.get("authToken") if isinstance(body, dict) else None
         result = body.get("result") if isinstance(body, dict) else None
@@ -206,13 +206,10 @@ class VivoNotifier:
         self._token = None
 
     def _post(self, token: str, payload: dict[str, Any]) -> SendResult:
-        try:
-            response = self._client.post(f"{self._base_url}/message/send", json=payload,
-                                         headers={"authToken": token})
-        except httpx.TimeoutException:
-            return SendResult(RETRY, "timeout")
-        except httpx.HTTPError as exc:
-            return SendResult(RETRY, type(exc).__name__)
+        response = post(self._client, f"{self._base_url}/message/send", json=payload,
+                        headers={"authToken": token})
+        if isinstance(response, SendResult):
+            return response
         status = response.status_code
         body = response_json(response)
         result = body.get("result") if isinstance(body, dict) else None

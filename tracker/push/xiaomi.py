@@ -76,6 +76,9 @@ from tracker.push.base import (
     SendResult,
     log_result,
     optional_setting,
+    overloaded,
+    post,
+    response_json,
     retry_after,
     setting,
     timeout_setting,
@@ -142,26 +145,20 @@ class XiaomiNotifier:
         return form
 
     def send(self, target: PushTarget, message: PushMessage) -> SendResult:
-        try:
-            response = self._client.post(f"{self._base_url}/v3/message/regid",
-                                         data=self.build(target, message),
-                                         headers={"Authorization": f"key={self._app_secret}"})
-        except httpx.TimeoutException:
-            return log_result(self.log, CHANNEL, SendResult(RETRY, "timeout"), target, message)
-        except httpx.HTTPError as exc:
-            return log_result(self.log, CHANNEL, SendResult(RETRY, type(exc).__name__), target, message)
-        return log_result(self.log, CHANNEL, self._judge(response), target, message)
+        response = post(self._client, f"{self._base_url}/v3/message/regid",
+                        data=self.build(target, message),
+                        headers={"Authorization": f"key={self._app_secret}"})
+        result = response if isinstance(response, SendResult) else self._judge(response)
+        return log_result(self.log, CHANNEL, result, target, message)
 
     def _judge(self, response: httpx.Response) -> SendResult:
+        busy = overloaded(response)
+        if busy:
+            return busy
         status = response.status_code
-        if status == 429 or status >= 500:
-            return SendResult(RETRY, f"HTTP {status}", retry_after(response.headers.get("Retry-After")))
         if status in (401, 403):
             return SendResult(FAILED, f"HTTP {status}")
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body = response_json(response)
         code = body.get("code") if isinstance(body, dict) else None
         if not isinstance(code, int) or isinstance(code, bool):
             return SendResult(RETRY if 200 <= status < 300 else FAILED, f"HTTP {status}")
