@@ -131,9 +131,11 @@ class DeliveriesResource(JsonResource):
 
 def _deliveries(store, user_id: int, event_id: int | None) -> list[dict[str, Any]]:
     answer = []
-    for delivery in store.deliveries_of(user_id, event_id):
+    found = store.deliveries_of(user_id, event_id)
+    attempts_of = store.delivery_attempts([delivery.id for delivery in found])
+    for delivery in found:
         attempts = [{"time": format_time(a["attempt_time"]), "status": a["status"],
-                     "error": a["error"]} for a in store.delivery_attempts(delivery.id)]
+                     "error": a["error"]} for a in attempts_of.get(delivery.id, [])]
         answer.append({"id": delivery.id, "eventId": delivery.event_id, "channel": delivery.channel,
                        "tokenHash": delivery.token_hash, "status": delivery.status,
                        "attempts": attempts, "lastError": delivery.last_error,

@@ -112,7 +112,7 @@ def test_a_retry_waits_with_backoff_then_succeeds_and_every_attempt_is_stored(wo
     run.run_cycle()
     assert len(fcm.sent) == 2
     (delivery,) = store.deliveries_of(user.id)
-    attempts = store.delivery_attempts(delivery.id)
+    attempts = store.delivery_attempts([delivery.id])[delivery.id]
     assert [(a["status"], a["error"]) for a in attempts] == [("retry", "HTTP 503"), ("sent", None)]
     assert all(a["token_hash"] != "tok" and len(a["token_hash"]) == 64 for a in attempts)
 

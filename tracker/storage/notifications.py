@@ -315,11 +315,16 @@ class NotificationsMixin:
                                    row.status, row.attempts, row.last_error, row.updated)
                     for row in conn.execute(query)]
 
-    def delivery_attempts(self, delivery_id: int) -> list[dict[str, Any]]:
+    def delivery_attempts(self, delivery_ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """The attempts of each of these deliveries, oldest first, in one query
+        (a delivery without attempts is absent)."""
+        attempts: dict[int, list[dict[str, Any]]] = {}
         with self._read() as conn:
-            return [dict(row._mapping) for row in conn.execute(
-                select(delivery_attempts).where(delivery_attempts.c.delivery_id == delivery_id)
-                .order_by(delivery_attempts.c.id))]
+            for row in conn.execute(select(delivery_attempts)
+                                    .where(delivery_attempts.c.delivery_id.in_(list(delivery_ids)))
+                                    .order_by(delivery_attempts.c.id)):
+                attempts.setdefault(row.delivery_id, []).append(dict(row._mapping))
+        return attempts
 
 
 class Recipient(NamedTuple):
