@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert, or_, select, true, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from tracker.models import (
@@ -45,6 +45,7 @@ from tracker.storage.schema import (
     traccar_notifications,
     users,
 )
+from tracker.storage.scoping import find, link_target
 
 
 class NotificationsMixin:
@@ -204,10 +205,7 @@ class NotificationsMixin:
         table, column, owner_id = _notification_link(device_id, group_id)
         with self._write() as conn:
             _require_own_notification(conn, user, notification_id)
-            owners = devices if column == "device_id" else groups
-            visible = true() if user.administrator else owners.c.organisation_id == user.organisation_id
-            if conn.execute(select(owners.c.id).where(owners.c.id == owner_id, visible)).first() is None:
-                raise NotFoundError(f"{column[:-3]} {owner_id} not found")
+            find(conn, devices if column == "device_id" else groups, owner_id, user, column[:-3])
             conn.execute(self._insert(table).values(
                 {"notification_id": notification_id, column: owner_id}).on_conflict_do_nothing())
 
@@ -358,12 +356,7 @@ def _subscriptions(conn: Connection, rows: Sequence[Any]) -> list[TraccarNotific
 
 
 def _notification_link(device_id: int | None, group_id: int | None) -> tuple[Any, str, int]:
-    """The link table, its owner column and owner id for a (device_id, group_id) pair."""
-    if (device_id is None) == (group_id is None):
-        raise ValueError("link a notification to exactly one of device_id and group_id")
-    if device_id is not None:
-        return notification_devices, "device_id", device_id
-    return notification_groups, "group_id", group_id   # type: ignore[return-value]
+    return link_target(device_id, group_id, notification_devices, notification_groups, "notification")
 
 
 def _require_own_notification(conn: Connection, user: User, notification_id: int) -> None:

@@ -131,6 +131,7 @@ from tracker.storage.schema import (
     users,
     web_sessions,
 )
+from tracker.storage.scoping import find, link_target, owned
 
 log = Logger()
 
@@ -482,7 +483,7 @@ class SqlStore(NotificationsMixin):
 
     def groups(self, user: User | None) -> list[Group]:
         with self._read() as conn:
-            rows = conn.execute(select(groups).where(_owned(groups, user))
+            rows = conn.execute(select(groups).where(owned(groups, user))
                                 .order_by(groups.c.id)).all()
         return [records.group(row) for row in rows]
 
@@ -494,7 +495,7 @@ class SqlStore(NotificationsMixin):
         if attributes is not None:
             values["attributes"] = dict(attributes)
         with self._write() as conn:
-            row = _find(conn, groups, group_id, user, "group")
+            row = find(conn, groups, group_id, user, "group")
             if values:
                 row = conn.execute(update(groups).where(groups.c.id == group_id)
                                    .values(**values).returning(*groups.c)).one()
@@ -503,7 +504,7 @@ class SqlStore(NotificationsMixin):
 
     def delete_group(self, user: User | None, group_id: int) -> None:
         with self._write() as conn:
-            _find(conn, groups, group_id, user, "group")
+            find(conn, groups, group_id, user, "group")
             conn.execute(update(devices).where(devices.c.group_id == group_id)
                          .values(group_id=None))
             conn.execute(delete(group_geofences).where(group_geofences.c.group_id == group_id))
@@ -554,12 +555,12 @@ class SqlStore(NotificationsMixin):
     def geofence(self, user: User | None, geofence_id: int) -> Geofence | None:
         with self._read() as conn:
             row = conn.execute(select(geofences).where(
-                geofences.c.id == geofence_id, _owned(geofences, user))).one_or_none()
+                geofences.c.id == geofence_id, owned(geofences, user))).one_or_none()
         return records.geofence(row) if row is not None else None
 
     def geofences(self, user: User | None, *, device_id: int | None = None,
                   group_id: int | None = None) -> list[Geofence]:
-        query = select(geofences).where(_owned(geofences, user)).order_by(geofences.c.id)
+        query = select(geofences).where(owned(geofences, user)).order_by(geofences.c.id)
         if device_id is not None:
             query = query.where(geofences.c.id.in_(
                 select(device_geofences.c.geofence_id)
@@ -576,7 +577,7 @@ class SqlStore(NotificationsMixin):
                         calendar_id: int | None = None,
                         attributes: Mapping[str, Any] = {}) -> Geofence:
         with self._write() as conn:
-            current = _find(conn, geofences, geofence_id, user, "geofence")
+            current = find(conn, geofences, geofence_id, user, "geofence")
             if calendar_id is not None:
                 _require(conn, calendars, calendar_id, current.organisation_id, "calendar")
             row = conn.execute(update(geofences).where(geofences.c.id == geofence_id).values(
@@ -588,7 +589,7 @@ class SqlStore(NotificationsMixin):
 
     def delete_geofence(self, user: User | None, geofence_id: int) -> None:
         with self._write() as conn:
-            current = _find(conn, geofences, geofence_id, user, "geofence")
+            current = find(conn, geofences, geofence_id, user, "geofence")
             _refuse_if_used(conn, current.organisation_id, "zone", geofence_id, "geofence")
             conn.execute(delete(device_geofences)
                          .where(device_geofences.c.geofence_id == geofence_id))
@@ -599,9 +600,9 @@ class SqlStore(NotificationsMixin):
 
     def link_geofence(self, user: User | None, geofence_id: int, *,
                       device_id: int | None = None, group_id: int | None = None) -> None:
-        table, owner_column, owner_id = _link(device_id, group_id)
+        table, owner_column, owner_id = _geofence_link(device_id, group_id)
         with self._write() as conn:
-            zone = _find(conn, geofences, geofence_id, user, "geofence")
+            zone = find(conn, geofences, geofence_id, user, "geofence")
             owners = devices if table is device_geofences else groups
             _require(conn, owners, owner_id, zone.organisation_id, owner_column[:-3])
             conn.execute(self._insert(table).values(
@@ -610,9 +611,9 @@ class SqlStore(NotificationsMixin):
 
     def unlink_geofence(self, user: User | None, geofence_id: int, *,
                         device_id: int | None = None, group_id: int | None = None) -> None:
-        table, owner_column, owner_id = _link(device_id, group_id)
+        table, owner_column, owner_id = _geofence_link(device_id, group_id)
         with self._write() as conn:
-            _find(conn, geofences, geofence_id, user, "geofence")
+            find(conn, geofences, geofence_id, user, "geofence")
             removed = conn.execute(delete(table).where(
                 table.c[owner_column] == owner_id, table.c.geofence_id == geofence_id)).rowcount
             if not removed:
@@ -634,14 +635,14 @@ class SqlStore(NotificationsMixin):
 
     def calendars(self, user: User | None) -> list[Calendar]:
         with self._read() as conn:
-            rows = conn.execute(select(calendars).where(_owned(calendars, user))
+            rows = conn.execute(select(calendars).where(owned(calendars, user))
                                 .order_by(calendars.c.id)).all()
         return [records.calendar(row) for row in rows]
 
     def update_calendar(self, user: User | None, calendar_id: int, *, name: str,
                         data: Mapping[str, Any]) -> Calendar:
         with self._write() as conn:
-            _find(conn, calendars, calendar_id, user, "calendar")
+            find(conn, calendars, calendar_id, user, "calendar")
             row = conn.execute(update(calendars).where(calendars.c.id == calendar_id)
                                .values(name=name, data=dict(data))
                                .returning(*calendars.c)).one()
@@ -650,7 +651,7 @@ class SqlStore(NotificationsMixin):
 
     def delete_calendar(self, user: User | None, calendar_id: int) -> None:
         with self._write() as conn:
-            current = _find(conn, calendars, calendar_id, user, "calendar")
+            current = find(conn, calendars, calendar_id, user, "calendar")
             _refuse_if_used(conn, current.organisation_id, "calendar", calendar_id, "calendar")
             conn.execute(update(geofences).where(geofences.c.calendar_id == calendar_id)
                          .values(calendar_id=None))
@@ -675,20 +676,20 @@ class SqlStore(NotificationsMixin):
     def rules(self, user: User | None) -> list[Rule]:
         """Enabled and disabled ones, by id."""
         with self._read() as conn:
-            rows = conn.execute(select(rules).where(_owned(rules, user))
+            rows = conn.execute(select(rules).where(owned(rules, user))
                                 .order_by(rules.c.id)).all()
         return [records.rule(row) for row in rows]
 
     def rule(self, user: User | None, rule_id: int) -> Rule | None:
         with self._read() as conn:
             row = conn.execute(select(rules).where(
-                rules.c.id == rule_id, _owned(rules, user))).one_or_none()
+                rules.c.id == rule_id, owned(rules, user))).one_or_none()
         return records.rule(row) if row is not None else None
 
     def update_rule(self, user: User | None, rule_id: int, *, name: str,
                     definition: Mapping[str, Any], enabled: bool = True) -> Rule:
         with self._write() as conn:
-            current = _find(conn, rules, rule_id, user, "rule")
+            current = find(conn, rules, rule_id, user, "rule")
             _require_referenced(conn, current.organisation_id, definition)
             row = conn.execute(update(rules).where(rules.c.id == rule_id).values(
                 name=name, definition=dict(definition), enabled=enabled)
@@ -698,7 +699,7 @@ class SqlStore(NotificationsMixin):
 
     def delete_rule(self, user: User | None, rule_id: int) -> None:
         with self._write() as conn:
-            _find(conn, rules, rule_id, user, "rule")
+            find(conn, rules, rule_id, user, "rule")
             conn.execute(delete(rules).where(rules.c.id == rule_id))
             _bump_revision(conn)
 
@@ -1036,23 +1037,6 @@ def _visible(user: User | None) -> Any:
     return devices.c.organisation_id == user.organisation_id
 
 
-def _owned(table: Table, user: User | None) -> Any:
-    """WHERE clause (on a table with organisation_id) for what `user` may see."""
-    if user is None or user.administrator:
-        return true()
-    return table.c.organisation_id == user.organisation_id
-
-
-def _find(conn: Connection, table: Table, object_id: int, user: User | None,
-          what: str) -> Row[Any]:
-    """The row if it exists and `user` may see it; else NotFoundError."""
-    row = conn.execute(select(table).where(table.c.id == object_id, _owned(table, user))
-                       ).one_or_none()
-    if row is None:
-        raise NotFoundError(f"{what} {object_id} not found")
-    return row
-
-
 def _require(conn: Connection, table: Table, object_id: int, organisation_id: int,
              what: str) -> None:
     """A referenced object must exist in the referring object's organisation."""
@@ -1078,13 +1062,8 @@ def _target_organisation(conn: Connection, user: User | None,
     return organisation_id
 
 
-def _link(device_id: int | None, group_id: int | None) -> tuple[Table, str, int]:
-    """The link table, its owner column and owner id for a (device_id, group_id) pair."""
-    if (device_id is None) == (group_id is None):
-        raise ValueError("link a geofence to exactly one of device_id and group_id")
-    if device_id is not None:
-        return device_geofences, "device_id", device_id
-    return group_geofences, "group_id", group_id   # type: ignore[return-value]
+def _geofence_link(device_id: int | None, group_id: int | None) -> tuple[Table, str, int]:
+    return link_target(device_id, group_id, device_geofences, group_geofences, "geofence")
 
 
 # What a rule definition (`geofence.rules`) names: its "zone" (and the geofence of a
