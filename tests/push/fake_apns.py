@@ -4,7 +4,8 @@ Built on the ``h2`` library's server-side ``H2Connection`` over a plain TCP sock
 thread per connection: an HTTP/1.1 client gets a protocol error and a closed
 connection, so a notification that reaches ``received`` proves the client spoke
 HTTP/2.  It keeps the `FakeGateway` interface (``url``, ``handle``, ``script``,
-``received``, ``with`` support) but not its HTTP/1.1 server.
+``received``, ``with`` support) but not its HTTP/1.1 server, so not ``stall`` either:
+``delay_s`` makes it answer late instead.
 
 It checks what APNs checks and answers with APNs' status codes and JSON reasons:
 

@@ -111,7 +111,7 @@ class FakeFcm(FakeGateway):
         self.unregistered: set[str] = set()
         self.answers_for: dict[str, Answer] = {}    # registration token -> its lasting answer
         self.reject_bearer = False                  # refuse every access token (401)
-        self.delay_s = 0.0                          # stall messages:send (timeouts)
+        self.release()                              # end a stall (timeouts)
 
     @property
     def token_uri(self) -> str:
@@ -169,8 +169,6 @@ class FakeFcm(FakeGateway):
     def _send(self, request: Request) -> Answer:
         authorization = request.headers.get("authorization", "")
         token = authorization[7:] if authorization.startswith("Bearer ") else ""
-        if self.delay_s:
-            time.sleep(self.delay_s)
         if self.reject_bearer or self.issued.get(token, 0.0) <= time.time():
             return unauthenticated()
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import threading
 from urllib.parse import parse_qs
 
 from tests.push.fakegateway import Answer, FakeGateway, Request
@@ -59,13 +58,6 @@ class FakeHuawei(FakeGateway):
         self.invalid_tokens: set[str] = set()
         self.accept_access_tokens = True           # False: every Bearer token is refused
         self._serial = itertools.count(1)
-
-    def start(self) -> FakeHuawei:
-        # Poll for shutdown every 20 ms (the default 0.5 s makes each teardown slow).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-        self._thread.start()
-        return self
 
     # -- helpers for tests ------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import threading
 
 from tests.push.fakegateway import Answer, FakeGateway, Request
 
@@ -51,13 +50,6 @@ class FakeJPush(FakeGateway):
         self.master_secret = master_secret
         self.invalid_tokens: set[str] = set()
         self._msg_ids = itertools.count(18_100_000_000)
-
-    def start(self) -> FakeJPush:
-        # Poll for shutdown every 20 ms (the default 0.5 s makes each teardown slow).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-        self._thread.start()
-        return self
 
     @property
     def authorization(self) -> str:

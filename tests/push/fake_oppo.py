@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import threading
 import time
 from collections.abc import Callable
 from urllib.parse import parse_qs
@@ -55,13 +54,6 @@ class FakeOppo(FakeGateway):
         self.issued: list[str] = []
         self.invalid_tokens: set[str] = set()
         self._serial = itertools.count(1)
-
-    def start(self) -> FakeOppo:
-        # Poll for shutdown every 20 ms (the default 0.5 s makes each teardown slow).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-        self._thread.start()
-        return self
 
     def expire_auth_tokens(self) -> None:
         self.auth_tokens.clear()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import threading
 import time
 import unicodedata
 from collections.abc import Callable
@@ -46,13 +45,6 @@ class FakeVivo(FakeGateway):
         self.invalid_tokens: set[str] = set()
         self._serial = itertools.count(1)
         self._tasks = itertools.count(12_139_732)
-
-    def start(self) -> FakeVivo:
-        # Poll for shutdown every 20 ms (the default 0.5 s makes each teardown slow).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-        self._thread.start()
-        return self
 
     def expire_auth_tokens(self) -> None:
         self.auth_tokens.clear()

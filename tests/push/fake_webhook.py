@@ -29,11 +29,8 @@ class FakeWebhook(FakeGateway):
         self.max_skew_s = max_skew_s
         self.clock = clock
         self.gone: set[str] = set()
-        self.delay_s = 0.0
 
     def handle(self, request: Request) -> Answer:
-        if self.delay_s:
-            time.sleep(self.delay_s)
         if request.method != "POST":
             return Answer(405, {"error": "method not allowed"})
         if request.path in self.gone:

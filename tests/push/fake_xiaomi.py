@@ -12,7 +12,6 @@ failed), the form encoding, the required fields (``registration_id``,
 from __future__ import annotations
 
 import itertools
-import threading
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -48,13 +47,6 @@ class FakeXiaomi(FakeGateway):
         self.package_name = package_name
         self.invalid_regids: set[str] = set()
         self._serial = itertools.count(1)
-
-    def start(self) -> FakeXiaomi:
-        # Poll for shutdown every 20 ms (the default 0.5 s makes each teardown slow).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-        self._thread.start()
-        return self
 
     @staticmethod
     def form(request: Request) -> dict[str, str]:

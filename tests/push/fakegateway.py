@@ -11,6 +11,15 @@ service, in tests/push/fake_<channel>.py) implements ``handle(request)``;
         notifier = FcmNotifier({... "base_url": gateway.url})
         ...
         assert gateway.received[-1].json["message"]["token"] == "tok"
+
+Client timeouts: ``gateway.stall(path_suffix, max_s=2.0)`` holds back every later
+request whose path (query string aside) ends with ``path_suffix`` ("" = all of them)
+for up to ``max_s`` seconds before it is answered; ``gateway.release()`` ends the stall
+and lets held requests go on at once (``stop()`` releases too).  The request is in
+``received`` while it is held.
+
+    gateway.stall(":send")                      # the token request still answers at once
+    assert notifier.send(target, message).error == "timeout"
 """
 
 from __future__ import annotations
@@ -49,6 +58,7 @@ class FakeGateway:
         self.received: list[Request] = []
         self.script: deque[Answer] = deque()
         self._lock = threading.Lock()
+        self._stall: tuple[str, float, threading.Event] | None = None   # (path suffix, max s, release)
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,6 +75,7 @@ class FakeGateway:
                 with gateway._lock:
                     gateway.received.append(request)
                     scripted = gateway.script.popleft() if gateway.script else None
+                gateway._hold(request)
                 answer = scripted or gateway.handle(request)
                 body = answer.body
                 if isinstance(body, dict | list):
@@ -91,7 +102,9 @@ class FakeGateway:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # Poll for shutdown every 20 ms (the default 0.5 s makes each teardown slow).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
 
     @property
     def url(self) -> str:
@@ -101,11 +114,27 @@ class FakeGateway:
     def handle(self, request: Request) -> Answer:
         raise NotImplementedError
 
+    def stall(self, path_suffix: str = "", *, max_s: float = 2.0) -> None:
+        """Hold back later requests whose path ends with ``path_suffix`` for up to ``max_s`` seconds."""
+        self._stall = (path_suffix, max_s, threading.Event())
+
+    def release(self) -> None:
+        """End the stall: held requests are answered at once, later ones are not held."""
+        stall, self._stall = self._stall, None
+        if stall:
+            stall[2].set()
+
+    def _hold(self, request: Request) -> None:
+        stall = self._stall
+        if stall and request.path.split("?")[0].endswith(stall[0]):
+            stall[2].wait(stall[1])
+
     def start(self) -> FakeGateway:
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
 

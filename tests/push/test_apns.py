@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import httpx
@@ -11,10 +10,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.push import fake_apns
 from tests.push.fake_apns import FakeApns
+from tests.push.support import T0, FakeClock, closed_url, logged_text
 from tracker.push.apns import TOKEN_REFRESH_S, ApnsNotifier, collapse_id
 from tracker.push.base import (
     FAILED,
@@ -30,15 +29,6 @@ TEAM_ID = "TEAM123456"
 KEY_ID = "KEY1234567"
 TOPIC = "com.example.tracker"
 DEVICE = "a1" * 32
-T0 = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -286,10 +276,7 @@ def test_error_without_json_body_uses_the_status(notifier, gateway):
 
 
 def test_connection_refused_is_retry(pem, clock):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    n = ApnsNotifier(settings(pem, f"http://127.0.0.1:{port}"), clock=clock)
+    n = ApnsNotifier(settings(pem, closed_url()), clock=clock)
     try:
         result = n.send(target(), message())
     finally:
@@ -308,17 +295,13 @@ def test_timeout_is_retry(pem, gateway, clock):
 
 
 def test_tokens_never_appear_in_full_in_the_log(notifier, gateway):
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with logged_text() as log:
         gateway.script.append(fake_apns.expired_provider_token())
         notifier.send(target(), message())
         gateway.script.append(fake_apns.unregistered())
         notifier.send(target(), message())
-    finally:
-        globalLogPublisher.removeObserver(events.append)
     provider_tokens = {r.headers["authorization"].split(" ")[1] for r in gateway.received}
-    text = "\n".join(formatEvent(e) + repr(e) for e in events)
+    text = log.text
     assert "apns: event 42" in text
     assert DEVICE not in text
     assert DEVICE[:6] in text, "the masked token is logged"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.push.fake_smtp import FakeSmtp
+from tests.push.support import T0, closed_port, logged_text
 from tracker.push.base import (
     FAILED,
     INVALID_TOKEN,
@@ -20,7 +18,6 @@ from tracker.push.base import (
 )
 from tracker.push.email import EmailNotifier, looks_like_address
 
-T0 = 1_700_000_000.0          # Tue, 14 Nov 2023 22:13:20 +0000
 RECIPIENT = "dispatcher@fleet.example"
 SENDER = "alerts@tracker.example"
 
@@ -159,10 +156,7 @@ def test_starttls_required_but_not_offered_is_failed(server):
 
 
 def test_connection_refused_is_retry():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    n = EmailNotifier({"host": "127.0.0.1", "port": port, "starttls": False, "from_address": SENDER})
+    n = EmailNotifier({"host": "127.0.0.1", "port": closed_port(), "starttls": False, "from_address": SENDER})
     assert n.send(target(), message()) == SendResult(RETRY, "ConnectionRefusedError")
 
 
@@ -185,15 +179,11 @@ def test_address_check_accepts_ordinary_addresses():
 
 
 def test_addresses_never_appear_in_full_in_the_log(notifier, server):
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with logged_text() as log:
         server.refuse(RECIPIENT)
         result = notifier.send(target(), message())
-    finally:
-        globalLogPublisher.removeObserver(events.append)
     assert result.status == INVALID_TOKEN and RECIPIENT not in (result.error or "")
-    text = "\n".join(formatEvent(e) + repr(e) for e in events)
+    text = log.text
     assert "email: event 42" in text and "550" in text
     assert RECIPIENT not in text
     assert RECIPIENT[:6] in text

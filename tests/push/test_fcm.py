@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from urllib.parse import parse_qs
 
@@ -11,10 +10,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.push import fake_fcm
 from tests.push.fake_fcm import FakeFcm
+from tests.push.support import FakeClock, closed_url, logged_text
 from tracker.push.base import FAILED, INVALID_TOKEN, RETRY, SENT, ChannelConfigError, PushMessage, PushTarget
 from tracker.push.fcm import NOTIFIER, TOKEN_MARGIN_S, FcmNotifier
 
@@ -28,14 +27,6 @@ MESSAGE = PushMessage(event_id=7, title="Geofence", body="Truck 12 left Depot",
                       data={"eventId": "7", "deviceId": "12", "type": "geofenceExit"})
 ALARM = PushMessage(event_id=8, title="SOS", body="Truck 12: SOS", data={"alarm": "sos"},
                     critical=True, collapse_key="sos-12", ttl_s=600)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _key_pem(key: rsa.RSAPrivateKey) -> str:
@@ -52,7 +43,7 @@ def rsa_key() -> rsa.RSAPrivateKey:
 def server(rsa_key):
     public = rsa_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
-    with FakeFcm(PROJECT, EMAIL, public) as fake:   # stopping a server takes 0.5 s: share one
+    with FakeFcm(PROJECT, EMAIL, public) as fake:   # one server for the module: `gateway` resets it
         yield fake
 
 
@@ -74,7 +65,7 @@ def write_account(tmp_path, gateway, key, **overrides) -> str:
 
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return FakeClock(time.time())   # the fake checks token times against time.time()
 
 
 @pytest.fixture
@@ -211,10 +202,7 @@ def test_unreadable_5xx_body_is_retry(notifier, gateway):
 
 
 def test_connection_refused_is_retry(make):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    notifier = make(base_url=f"http://127.0.0.1:{port}")
+    notifier = make(base_url=closed_url())
     result = notifier.send(TARGET, MESSAGE)
     assert result.status == RETRY and result.error == "UNAVAILABLE"
 
@@ -222,7 +210,7 @@ def test_connection_refused_is_retry(make):
 def test_timeout_is_retry(make, gateway):
     notifier = make(timeout_s=0.3)
     warm(notifier, gateway)
-    gateway.delay_s = 1.0
+    gateway.stall(":send", max_s=1.0)
     result = notifier.send(TARGET, MESSAGE)
     assert result.status == RETRY and result.error == "DEADLINE_EXCEEDED"
 
@@ -271,10 +259,7 @@ def test_token_endpoint_refusing_the_key_is_failed(tmp_path, gateway, clock):
 
 
 def test_token_endpoint_unreachable_is_retry(tmp_path, gateway, rsa_key, clock):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    path = write_account(tmp_path, gateway, rsa_key, token_uri=f"http://127.0.0.1:{port}/token")
+    path = write_account(tmp_path, gateway, rsa_key, token_uri=f"{closed_url()}/token")
     notifier = FcmNotifier({"credentials": path, "base_url": gateway.url}, clock=clock)
     try:
         result = notifier.send(TARGET, MESSAGE)
@@ -287,15 +272,11 @@ def test_token_endpoint_unreachable_is_retry(tmp_path, gateway, rsa_key, clock):
 
 
 def test_tokens_never_appear_in_full_in_the_log(notifier, gateway):
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with logged_text() as log:
         notifier.send(TARGET, MESSAGE)
         gateway.script.append(fake_fcm.unregistered())
         notifier.send(TARGET, MESSAGE)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    text = "\n".join(formatEvent(e) + repr(e) for e in events)
+    text = log.text
     assert "UNREGISTERED" in text and TOKEN[:6] in text
     assert TOKEN not in text
     assert not any(token in text for token in gateway.issued)

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from urllib.parse import parse_qs
 
 import pytest
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.push.fake_huawei import (
     FakeHuawei,
@@ -17,7 +14,8 @@ from tests.push.fake_huawei import (
     too_many_requests,
     traffic_control,
 )
-from tests.push.fakegateway import Answer, Request
+from tests.push.fakegateway import Answer
+from tests.push.support import FakeClock, closed_url, logged_text
 from tracker.push.base import (
     FAILED,
     INVALID_TOKEN,
@@ -34,14 +32,6 @@ TOKEN = "IQAAAACy0kYhAADx2yK1dev1ce-t0ken-for-huawei-push-kit-0123456789"
 TARGET = PushTarget("huawei", TOKEN)
 MESSAGE = PushMessage(event_id=7, title="Geofence", body="Truck 12 left Depot",
                       data={"eventId": "7", "deviceId": "12", "type": "geofenceExit"})
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -243,10 +233,7 @@ def test_oauth_server_error_is_retry(notifier, gateway):
 
 
 def test_connection_refused_is_retry(clock):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = closed_url()
     n = HuaweiNotifier({"app_id": "1", "client_secret": "x", "base_url": url, "auth_url": url},
                        clock=clock)
     result = n.send(TARGET, MESSAGE)
@@ -254,37 +241,22 @@ def test_connection_refused_is_retry(clock):
     n.close()
 
 
-class SlowHuawei(FakeHuawei):
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = threading.Event()
-
-    def handle(self, request: Request) -> Answer:
-        if request.path.endswith(":send"):
-            self.release.wait(2)
-        return super().handle(request)
-
-
-def test_send_timeout_is_retry(clock):
-    with SlowHuawei() as gateway:
-        n = HuaweiNotifier(settings(gateway, timeout_s=0.3), clock=clock)
-        result = n.send(TARGET, MESSAGE)
-        gateway.release.set()
-        assert (result.status, result.error) == (RETRY, "timeout")
-        n.close()
+def test_send_timeout_is_retry(gateway, clock):
+    gateway.stall(":send")                       # the OAuth token request still answers
+    n = HuaweiNotifier(settings(gateway, timeout_s=0.3), clock=clock)
+    result = n.send(TARGET, MESSAGE)
+    gateway.release()
+    assert (result.status, result.error) == (RETRY, "timeout")
+    n.close()
 
 
 def test_tokens_never_appear_in_full_in_the_log(notifier, gateway):
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with logged_text() as log:
         notifier.send(TARGET, MESSAGE)
         gateway.expire_access_tokens()
         gateway.invalid_tokens.add(TOKEN)
         notifier.send(TARGET, MESSAGE)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    text = "\n".join(formatEvent(e) + repr(e) for e in events)
+    text = log.text
     assert mask(TOKEN) in text
     assert TOKEN not in text
     for access_token in gateway.issued:

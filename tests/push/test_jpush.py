@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
 
 import pytest
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.push.fake_jpush import (
     FakeJPush,
@@ -18,6 +15,7 @@ from tests.push.fake_jpush import (
     rate_limited,
 )
 from tests.push.fakegateway import Answer, Request
+from tests.push.support import closed_url, logged_text
 from tracker.push.base import (
     FAILED,
     INVALID_TOKEN,
@@ -161,45 +159,28 @@ def test_200_without_msg_id_is_not_success(notifier, gateway):
 
 
 def test_connection_refused_is_retry():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    n = JPushNotifier({"app_key": "k", "master_secret": "s", "base_url": f"http://127.0.0.1:{port}"})
+    n = JPushNotifier({"app_key": "k", "master_secret": "s", "base_url": closed_url()})
     result = n.send(TARGET, MESSAGE)
     assert result.status == RETRY and result.error == "ConnectError"
     n.close()
 
 
-class SlowJPush(FakeJPush):
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = threading.Event()
-
-    def handle(self, request: Request) -> Answer:
-        self.release.wait(2)
-        return super().handle(request)
-
-
-def test_send_timeout_is_retry():
-    with SlowJPush() as gateway:
-        n = JPushNotifier(settings(gateway, timeout_s=0.3))
-        result = n.send(TARGET, MESSAGE)
-        gateway.release.set()
-        assert (result.status, result.error) == (RETRY, "timeout")
-        n.close()
+def test_send_timeout_is_retry(gateway):
+    gateway.stall()
+    n = JPushNotifier(settings(gateway, timeout_s=0.3))
+    result = n.send(TARGET, MESSAGE)
+    gateway.release()
+    assert (result.status, result.error) == (RETRY, "timeout")
+    n.close()
 
 
 def test_tokens_and_secret_never_appear_in_full_in_the_log(notifier, gateway):
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with logged_text() as log:
         gateway.invalid_tokens.add(TOKEN)
         notifier.send(TARGET, MESSAGE)
         gateway.script.append(rate_limited())
         notifier.send(TARGET, MESSAGE)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    text = "\n".join(formatEvent(e) + repr(e) for e in events)
+    text = log.text
     assert mask(TOKEN) in text
     assert TOKEN not in text and gateway.master_secret not in text
 

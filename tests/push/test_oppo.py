@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
-import threading
 
 import pytest
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.push.fake_oppo import (
     FakeOppo,
@@ -17,7 +14,8 @@ from tests.push.fake_oppo import (
     oppo_answer,
     service_unavailable,
 )
-from tests.push.fakegateway import Answer, Request
+from tests.push.fakegateway import Answer
+from tests.push.support import FakeClock, closed_url, logged_text
 from tracker.push.base import (
     FAILED,
     INVALID_TOKEN,
@@ -36,14 +34,6 @@ TARGET = PushTarget("oppo", TOKEN)
 MESSAGE = PushMessage(event_id=7, title="Geofence", body="Truck 12 left Depot",
                       data={"eventId": "7", "deviceId": "12", "type": "geofenceExit"})
 ALARM = PushMessage(event_id=8, title="SOS", body="Truck 12: SOS", critical=True, ttl_s=600)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -190,47 +180,28 @@ def test_auth_service_unavailable_is_retry(notifier, gateway):
 
 
 def test_connection_refused_is_retry(clock):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    n = OppoNotifier({"app_key": "k", "master_secret": "s", "base_url": f"http://127.0.0.1:{port}"},
-                     clock=clock)
+    n = OppoNotifier({"app_key": "k", "master_secret": "s", "base_url": closed_url()}, clock=clock)
     result = n.send(TARGET, MESSAGE)
     assert (result.status, result.error) == (RETRY, "AUTH ConnectError")
     n.close()
 
 
-class SlowOppo(FakeOppo):
-    def __init__(self, clock) -> None:
-        super().__init__(clock=clock)
-        self.release = threading.Event()
-
-    def handle(self, request: Request) -> Answer:
-        if request.path.endswith("/unicast"):
-            self.release.wait(2)
-        return super().handle(request)
-
-
-def test_send_timeout_is_retry(clock):
-    with SlowOppo(clock) as gateway:
-        n = OppoNotifier(settings(gateway, timeout_s=0.3), clock=clock)
-        result = n.send(TARGET, MESSAGE)
-        gateway.release.set()
-        assert (result.status, result.error) == (RETRY, "timeout")
-        n.close()
+def test_send_timeout_is_retry(gateway, clock):
+    gateway.stall("/unicast")                    # the auth request still answers
+    n = OppoNotifier(settings(gateway, timeout_s=0.3), clock=clock)
+    result = n.send(TARGET, MESSAGE)
+    gateway.release()
+    assert (result.status, result.error) == (RETRY, "timeout")
+    n.close()
 
 
 def test_tokens_never_appear_in_full_in_the_log(notifier, gateway):
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with logged_text() as log:
         notifier.send(TARGET, MESSAGE)
         gateway.expire_auth_tokens()
         gateway.invalid_tokens.add(TOKEN)
         notifier.send(TARGET, MESSAGE)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    text = "\n".join(formatEvent(e) + repr(e) for e in events)
+    text = log.text
     assert mask(TOKEN) in text and TOKEN not in text
     for auth_token in gateway.issued:
         assert auth_token not in text

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
 
 import pytest
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.push.fake_vivo import FakeVivo, daily_quota_exceeded, server_error, vivo_answer
-from tests.push.fakegateway import Answer, Request
+from tests.push.fakegateway import Answer
+from tests.push.support import FakeClock, closed_url, logged_text
 from tracker.push.base import (
     FAILED,
     INVALID_TOKEN,
@@ -29,14 +27,6 @@ TARGET = PushTarget("vivo", TOKEN)
 MESSAGE = PushMessage(event_id=7, title="Geofence", body="Truck 12 left Depot",
                       data={"eventId": "7", "deviceId": "12", "type": "geofenceExit"})
 ALARM = PushMessage(event_id=8, title="SOS", body="Truck 12: SOS", critical=True, ttl_s=60)
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -199,47 +189,29 @@ def test_auth_server_error_is_retry(notifier, gateway):
 
 
 def test_connection_refused_is_retry(clock):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    n = VivoNotifier({"app_id": "1", "app_key": "k", "app_secret": "s",
-                      "base_url": f"http://127.0.0.1:{port}"}, clock=clock)
+    n = VivoNotifier({"app_id": "1", "app_key": "k", "app_secret": "s", "base_url": closed_url()},
+                     clock=clock)
     result = n.send(TARGET, MESSAGE)
     assert (result.status, result.error) == (RETRY, "AUTH ConnectError")
     n.close()
 
 
-class SlowVivo(FakeVivo):
-    def __init__(self, clock) -> None:
-        super().__init__(clock=clock)
-        self.release = threading.Event()
-
-    def handle(self, request: Request) -> Answer:
-        if request.path == "/message/send":
-            self.release.wait(2)
-        return super().handle(request)
-
-
-def test_send_timeout_is_retry(clock):
-    with SlowVivo(clock) as gateway:
-        n = VivoNotifier(settings(gateway, timeout_s=0.3), clock=clock)
-        result = n.send(TARGET, MESSAGE)
-        gateway.release.set()
-        assert (result.status, result.error) == (RETRY, "timeout")
-        n.close()
+def test_send_timeout_is_retry(gateway, clock):
+    gateway.stall("/message/send")               # the auth request still answers
+    n = VivoNotifier(settings(gateway, timeout_s=0.3), clock=clock)
+    result = n.send(TARGET, MESSAGE)
+    gateway.release()
+    assert (result.status, result.error) == (RETRY, "timeout")
+    n.close()
 
 
 def test_tokens_never_appear_in_full_in_the_log(notifier, gateway):
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with logged_text() as log:
         notifier.send(TARGET, MESSAGE)
         gateway.expire_auth_tokens()
         gateway.invalid_tokens.add(TOKEN)
         notifier.send(TARGET, MESSAGE)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    text = "\n".join(formatEvent(e) + repr(e) for e in events)
+    text = log.text
     assert mask(TOKEN) in text and TOKEN not in text
     for auth_token in gateway.issued:
         assert auth_token not in text

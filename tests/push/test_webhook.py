@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import time
 
 import pytest
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.push.fake_webhook import FakeWebhook
 from tests.push.fakegateway import Answer
+from tests.push.support import FakeClock, closed_url, logged_text
 from tracker.push.base import FAILED, INVALID_TOKEN, RETRY, SENT, ChannelConfigError, PushMessage, PushTarget
 from tracker.push.webhook import NOTIFIER, WebhookNotifier, signature
 
@@ -22,17 +21,9 @@ MESSAGE = PushMessage(event_id=7, title="Geofence", body="Truck 12 left Depot âœ
 ALARM = PushMessage(event_id=8, title="SOS", body="Truck 12: SOS", critical=True)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = float(int(time.time())) + 0.25
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture(scope="module")
 def server():
-    with FakeWebhook(SECRET) as fake:   # stopping a server takes 0.5 s: share one
+    with FakeWebhook(SECRET) as fake:   # one server for the module: `receiver` resets it
         yield fake
 
 
@@ -41,13 +32,13 @@ def receiver(server):
     server.received.clear()
     server.script.clear()
     server.gone.clear()
-    server.delay_s = 0.0
+    server.release()
     return server
 
 
 @pytest.fixture
 def clock():
-    return FakeClock()
+    return FakeClock(float(int(time.time())) + 0.25)   # the receiver checks skew against time.time()
 
 
 @pytest.fixture
@@ -139,30 +130,23 @@ def test_only_http_urls_are_accepted(notifier, url):
 
 
 def test_connection_refused_is_retry(notifier):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    result = notifier.send(PushTarget("webhook", f"http://127.0.0.1:{port}/hook"), MESSAGE)
+    result = notifier.send(PushTarget("webhook", f"{closed_url()}/hook"), MESSAGE)
     assert (result.status, result.error) == (RETRY, "CONNECT_ERROR")
 
 
 def test_timeout_is_retry(make, receiver):
-    receiver.delay_s = 0.5
+    receiver.stall(max_s=0.5)
     result = make(timeout_s=0.1).send(hook(receiver), MESSAGE)
     assert (result.status, result.error) == (RETRY, "TIMEOUT")
 
 
 def test_urls_never_appear_in_full_in_the_log(notifier, receiver):
     secret_url = receiver.url + "/hooks/fleet?key=very-secret-hook-key"
-    events = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with logged_text() as log:
         receiver.script.append(Answer(500, "boom"))
         notifier.send(PushTarget("webhook", secret_url), MESSAGE)
         notifier.send(PushTarget("webhook", "ftp://host/?key=very-secret-hook-key"), MESSAGE)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    text = "\n".join(formatEvent(e) + repr(e) for e in events)
+    text = log.text
     assert "HTTP 500" in text
     assert "ftp://" in text   # the refused URL is logged, masked
     assert "very-secret-hook-key" not in text

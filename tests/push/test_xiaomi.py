@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 
 import pytest
-from twisted.logger import formatEvent, globalLogPublisher
 
 from tests.push.fake_xiaomi import FakeXiaomi, error, invalid_target, server_error
-from tests.push.fakegateway import Answer, Request
+from tests.push.fakegateway import Answer
+from tests.push.support import closed_url, logged_text
 from tracker.push.base import (
     FAILED,
     INVALID_TOKEN,
@@ -136,43 +134,26 @@ def test_unreadable_success_body_is_retry(notifier, gateway):
 
 
 def test_connection_refused_is_retry():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    n = XiaomiNotifier({"app_secret": "x", "package_name": "p", "base_url": f"http://127.0.0.1:{port}"})
+    n = XiaomiNotifier({"app_secret": "x", "package_name": "p", "base_url": closed_url()})
     result = n.send(TARGET, MESSAGE)
     assert result.status == RETRY and result.error == "ConnectError"
     n.close()
 
 
-class SlowXiaomi(FakeXiaomi):
-    def __init__(self) -> None:
-        super().__init__()
-        self.release = threading.Event()
-
-    def handle(self, request: Request) -> Answer:
-        self.release.wait(2)
-        return super().handle(request)
-
-
-def test_timeout_is_retry():
-    with SlowXiaomi() as gateway:
-        n = XiaomiNotifier(settings(gateway, timeout_s=0.3))
-        result = n.send(TARGET, MESSAGE)
-        gateway.release.set()
-        assert (result.status, result.error) == (RETRY, "timeout")
-        n.close()
+def test_timeout_is_retry(gateway):
+    gateway.stall()
+    n = XiaomiNotifier(settings(gateway, timeout_s=0.3))
+    result = n.send(TARGET, MESSAGE)
+    gateway.release()
+    assert (result.status, result.error) == (RETRY, "timeout")
+    n.close()
 
 
 def test_regid_and_secret_never_appear_in_full_in_the_log(notifier, gateway):
-    events: list[dict] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
+    with logged_text() as log:
         gateway.invalid_regids.add(REGID)
         notifier.send(TARGET, MESSAGE)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-    text = "\n".join(formatEvent(e) + repr(e) for e in events)
+    text = log.text
     assert mask(REGID) in text
     assert REGID not in text and gateway.app_secret not in text
 
