@@ -106,11 +106,15 @@ class Frame:
     The server sends it after `messages` are stored; for a frame with no position
     (a login, a heartbeat without status) it may be sent at once.
     `raw` is the frame as received, for logs.
+    `refusal` is the protocol's negative answer for this frame (b"" when it has
+    none): sent instead of `reply` when the server cannot store the data for good
+    (quarantine); without one the server closes the connection.
     """
 
     messages: tuple[Message, ...]
     reply: bytes = b""
     raw: bytes = b""
+    refusal: bytes = b""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -34,10 +34,13 @@ class ServerProcess:
     device protocol enabled (on a free port, over its usual transports)."""
 
     def __init__(self, workdir: Path, database_url: str, unknown: str = "refuse",
-                 protocol: str = "gt06", extra_config: str = "") -> None:
+                 protocol: str = "gt06", extra_config: str = "", *,
+                 also: tuple[str, ...] = ()) -> None:
         self.workdir = Path(workdir)
         self.protocol = protocol
         self.device_port = free_port()
+        # `also`: more protocols enabled, each on a free port of its own
+        self.ports = {protocol: self.device_port, **{name: free_port() for name in also}}
         self.web_port = free_port()
         self.config_path = self.workdir / "tracker.toml"
         self.log_path = self.workdir / "server.log"
@@ -52,8 +55,8 @@ class ServerProcess:
                  f'[devices]\nunknown = "{unknown}"', "[protocols]"]
         for name, codec in sorted(CODECS.items()):   # others off: their ports may be taken
             transports = [a.split(":")[0] for a in codec.default_listen]
-            listen = [f"{transport}:{self.device_port}:interface=127.0.0.1"
-                      for transport in transports] if name == self.protocol else []
+            listen = [f"{transport}:{self.ports[name]}:interface=127.0.0.1"
+                      for transport in transports] if name in self.ports else []
             lines.append(f"{name} = {json.dumps(listen)}")
         return "\n".join(lines) + "\n"
 

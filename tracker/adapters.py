@@ -28,10 +28,11 @@ from twisted.protocols.policies import TimeoutMixin
 
 from protocols import Codec, CommandResult, Frame, Login, Position, ProtocolError, Session
 from tracker.devices import DeviceDirectory
-from tracker.models import Device
+from tracker.models import Batch, Device, Origin, QuarantineEntry
 from tracker.pipeline import build_batch
 from tracker.rules import RuleService
-from tracker.writer import BatchWriter
+from tracker.sanitize import Unstorable
+from tracker.writer import BatchWriter, Quarantined, WriterOverloaded, WriterStopped
 
 log = Logger()
 
@@ -79,6 +80,7 @@ class DeviceChannel:
         self.remote = remote
         self.device: Device | None = None
         self.closed = False
+        self.refused: str | None = None    # why the last refused frame was quarantined
         self._send = send
         self._close = close
         self._work: defer.Deferred = defer.succeed(None)   # identification, in order
@@ -161,26 +163,57 @@ class DeviceChannel:
         data = [m for m in frame.messages if isinstance(m, Position | CommandResult)]
         committed: defer.Deferred = defer.succeed(None)
         if data:
-            batch = build_batch(self.device, self.ingest.codec.name, data,
-                                self.ingest.rules, self.ingest.directory.now())
-            if batch.positions or batch.events or batch.statuses:
-                committed = self.ingest.writer.submit(batch)
+            now = self.ingest.directory.now()
+            origin = Origin(self.ingest.codec.name, self.device.unique_id, self.remote, frame.raw)
+            try:
+                batch = build_batch(self.device, self.ingest.codec.name, data,
+                                    self.ingest.rules, now, origin=origin)
+            except Unstorable as error:
+                committed = self._quarantine(origin, str(error), now)
+            else:
+                if batch.positions or batch.events or batch.statuses:
+                    committed = self.ingest.writer.submit(batch)
         self._release(frame, committed)
 
+    def _quarantine(self, origin: Origin, reason: str, now) -> defer.Deferred:
+        """Store the frame in quarantine (through the writer, in order with the
+        device's other data); the Deferred fails with Quarantined once it is."""
+        entry = QuarantineEntry.of(origin, reason, now, device_id=self.device.id)
+        d = self.ingest.writer.submit(Batch(quarantine=(entry,), origin=origin))
+
+        def refused(_):
+            raise Quarantined(reason)
+        return d.addCallback(refused)
+
     def _release(self, frame: Frame, committed: defer.Deferred) -> None:
-        """Send the frame's reply once `committed` fires and earlier replies left."""
+        """Send the frame's reply once `committed` fires and earlier replies left;
+        its refusal (or close) when the data was quarantined."""
         self._acks.addCallback(lambda _: committed)
-        if frame.reply:
-            self._acks.addCallback(self._write, frame.reply)
+        self._acks.addCallbacks(self._write, self._refused, callbackArgs=(frame.reply,),
+                                errbackArgs=(frame,))
         self._acks.addErrback(self._failed, "storing data (no ack sent)")
 
     def _write(self, _, reply: bytes) -> None:
-        if not self.closed:
+        if reply and not self.closed:
             self._send(reply)
 
+    def _refused(self, failure, frame: Frame) -> None:
+        """The frame's data cannot be stored for good: answer as the protocol does
+        for a refused message, or close where it has no such answer."""
+        failure.trap(Quarantined)
+        self.refused = failure.value.reason
+        if frame.refusal:
+            self._write(None, frame.refusal)
+        else:
+            self.close()
+
     def _failed(self, failure, doing: str) -> None:
-        log.failure("{protocol} device {remote}: failed {doing}; closing",
-                    failure, protocol=self.ingest.codec.name, remote=self.remote, doing=doing)
+        if failure.check(WriterOverloaded, WriterStopped):
+            log.warn("{protocol} device {remote}: not stored ({error}); closing without ack",
+                     protocol=self.ingest.codec.name, remote=self.remote, error=failure.value)
+        else:
+            log.failure("{protocol} device {remote}: failed {doing}; closing", failure,
+                        protocol=self.ingest.codec.name, remote=self.remote, doing=doing)
         self.close()
 
 

@@ -1,5 +1,5 @@
 """The `tracker` command: serve, migrate, device, user, command, group, geofence,
-calendar, rule, organisation, simulate, replay.
+calendar, rule, organisation, notification, quarantine, simulate, replay.
 
 The configuration commands (group, device set, geofence, calendar, rule,
 organisation) validate with `tracker.editing`, as the REST API does, and act on
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--unique-id", help="only this device")
 
     _configuration_parsers(commands, configured)
+    _quarantine_parser(commands, configured)
 
     from tracker import simulator
     simulator.add_arguments(commands.add_parser(
@@ -94,6 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--protocol", required=True)
     replay.add_argument("file", help="one frame per line in hex, or raw bytes as captured")
     return parser
+
+
+def _quarantine_parser(commands, configured: argparse.ArgumentParser) -> None:
+    quarantine = _actions(commands, "quarantine", "device data the database refused for good, kept raw")
+    quarantine_list = quarantine.add_parser("list", parents=[configured],
+                                            help="newest first: id, time, protocol, device, error")
+    quarantine_list.add_argument("--limit", type=int, default=100)
+    quarantine_list.add_argument("--json", action="store_true", help="print JSON")
+    _with_id(quarantine, configured, "show", "one entry as JSON, with the frame's hex",
+             "quarantine entry")
+    purge = quarantine.add_parser("purge", parents=[configured], help="delete entries")
+    which = purge.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every entry")
+    which.add_argument("--older-than", type=float, metavar="DAYS",
+                       help="entries received more than DAYS days ago")
+    which.add_argument("--id", type=int, action="append", metavar="ID", help="this entry")
+
 
 
 def _actions(commands, name: str, help_text: str):
@@ -242,7 +260,8 @@ def _admin(args, config) -> int:
         return 0
     handlers = {"device": _device, "command": _command, "user": _user, "group": _group,
                 "geofence": _geofence, "calendar": _calendar, "rule": _rule,
-                "organisation": _organisation, "notification": _notification}
+                "organisation": _organisation, "notification": _notification,
+                "quarantine": _quarantine}
     try:
         return handlers[args.command](args, store)
     except DuplicateError as error:
@@ -291,6 +310,42 @@ def _command(args, store) -> int:
     print(f"queued command {queued.id} ({queued.type}) for {device.unique_id}; a running "
           "server sends it when the device is connected (`tracker command list` shows it)")
     return 0
+
+
+def _quarantine(args, store) -> int:
+    import datetime as dt
+
+    from tracker.storage import NotFoundError
+
+    if args.quarantine_command == "list":
+        entries = store.quarantined(args.limit)
+        if args.json:
+            _print_json([_quarantine_json(e, with_frame=False) for e in entries])
+        for e in [] if args.json else entries:
+            print(f"{e.id}\t{e.entry.received.isoformat()}\t{e.entry.protocol}\t"
+                  f"{e.entry.unique_id or e.entry.device_id or '-'}\t{e.entry.error}")
+    elif args.quarantine_command == "show":
+        entry = store.quarantine_entry(args.id)
+        if entry is None:
+            raise NotFoundError(f"no quarantine entry {args.id}")
+        _print_json(_quarantine_json(entry, with_frame=True))
+    else:
+        before = (dt.datetime.now(dt.UTC) - dt.timedelta(days=args.older_than)
+                  if args.older_than is not None else None)
+        deleted = store.purge_quarantine(received_before=before, ids=args.id)
+        print(f"deleted {deleted} quarantine entries")
+    return 0
+
+
+def _quarantine_json(stored, *, with_frame: bool) -> dict:
+    entry = stored.entry
+    shown = {"id": stored.id, "received": entry.received.isoformat(),
+             "protocol": entry.protocol, "deviceId": entry.device_id,
+             "uniqueId": entry.unique_id, "remoteAddress": entry.remote_address,
+             "error": entry.error}
+    if with_frame:
+        shown["frameHex"] = entry.frame_hex
+    return shown
 
 
 def _attributes(pairs: list[str]) -> dict:

@@ -7,6 +7,8 @@ written only after the data is stored (store-then-ack, as on TCP):
 - 200 with the codec's reply body: stored (phone apps then drop their copy);
 - 400: the codec refused the request (bad values), with the reason, or the
   request names no device (Traccar answers the same);
+- 400 also when the data cannot be stored for good (a value no database takes,
+  e.g. a NUL in a parameter): the request is kept in the quarantine table;
 - 403: unknown device, refused by the configuration (recorded for the admin);
 - 413: body over the codec's frame size cap;
 - 503: storage failed or is overloaded; the app keeps the report and retries.
@@ -95,7 +97,10 @@ def _http_request(request) -> HttpRequest:
 def _finish(request, channel: DeviceChannel, replies: list[bytes]) -> None:
     if request.finished or request.channel is None:   # the client went away
         return
-    if channel.closed and channel.device is None:
+    if channel.refused is not None:
+        _answer(request, 400, f"refused, not stored: {channel.refused}\n".encode(
+            "ascii", "backslashreplace"), finish=True)
+    elif channel.closed and channel.device is None:
         _answer(request, 403, b"unknown device\n", finish=True)
     elif channel.closed:
         _answer(request, 503, b"not stored, retry later\n", finish=True)

@@ -136,13 +136,76 @@ class StatusUpdate:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a batch came from: what a quarantine entry keeps of it."""
+
+    protocol: str
+    unique_id: str | None = None
+    remote_address: str | None = None
+    raw: bytes = b""                  # the wire frame (for HTTP: URL and body)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """Device data that cannot be stored for good, kept for the operator.
+
+    `error` says why (the database's message, or the sanitiser's); `frame_hex` is
+    the raw frame, truncated to `QUARANTINE_HEX_CHARS`."""
+
+    received: dt.datetime
+    protocol: str
+    error: str
+    frame_hex: str
+    device_id: int | None = None
+    unique_id: str | None = None
+    remote_address: str | None = None
+
+    @classmethod
+    def of(cls, origin: Origin, error: str, received: dt.datetime,
+           device_id: int | None = None) -> QuarantineEntry:
+        """The entry for a batch from `origin` refused with `error`: text fields are
+        cut to their columns and made ASCII-safe (the error may quote the bad value)."""
+        return cls(received=received, protocol=origin.protocol[:64],
+                   error=_ascii(error)[:QUARANTINE_ERROR_CHARS],
+                   frame_hex=origin.raw[:QUARANTINE_HEX_CHARS // 2].hex(),
+                   device_id=device_id,
+                   unique_id=_ascii(origin.unique_id)[:128] if origin.unique_id else None,
+                   remote_address=(_ascii(origin.remote_address)[:128]
+                                   if origin.remote_address else None))
+
+
+QUARANTINE_HEX_CHARS = 8192     # the frame_hex column
+QUARANTINE_ERROR_CHARS = 1000   # the error column
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredQuarantine:
+    id: int
+    entry: QuarantineEntry
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Batch:
-    """What the batch writer commits in ONE transaction."""
+    """What the batch writer commits in ONE transaction.
+
+    `origin` names the frame the batch came from (None for the server's own
+    batches: rule ticks, connection events); `quarantine` holds entries for data
+    refused before storage (the sanitiser), committed like the rest."""
 
     positions: tuple[NewPosition, ...] = ()
     events: tuple[NewEvent, ...] = ()
     statuses: tuple[StatusUpdate, ...] = ()
     states: tuple[RuleState, ...] = ()   # rule state after these records (upserted)
+    quarantine: tuple[QuarantineEntry, ...] = ()
+    origin: Origin | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.positions or self.events or self.statuses or self.states
+                    or self.quarantine)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

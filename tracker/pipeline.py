@@ -34,8 +34,9 @@ from collections.abc import Iterable
 from twisted.logger import Logger
 
 from protocols import CommandResult, Message, Position
-from tracker.models import Batch, Device, NewEvent, NewPosition, StatusUpdate
+from tracker.models import Batch, Device, NewEvent, NewPosition, Origin, StatusUpdate
 from tracker.rules import RuleService
+from tracker.sanitize import clean_message
 
 log = Logger()
 
@@ -43,22 +44,25 @@ MAX_FUTURE = dt.timedelta(hours=25)
 
 
 def build_batch(device: Device, protocol: str, messages: Iterable[Message],
-                rules: RuleService, now: dt.datetime) -> Batch:
+                rules: RuleService, now: dt.datetime, *, origin: Origin | None = None) -> Batch:
     """The Batch to store for the messages decoded from one frame of `device`
     (logins are ignored: identification happened before), with the events the
-    rule engine derives and the device's rule state after them."""
+    rule engine derives and the device's rule state after them.
+
+    Every record passes `tracker.sanitize.clean_message` first, before the rule
+    engine sees any of them: `Unstorable` (raised here) means the whole frame is
+    refused and nothing of it was evaluated."""
+    records = [clean_message(m) for m in messages if isinstance(m, Position | CommandResult)]
     new_positions: list[NewPosition] = []
     events: list[NewEvent] = []
     statuses: list[StatusUpdate] = []
     evaluated = False
-    for position in messages:
+    for position in records:
         if isinstance(position, CommandResult):
             events.append(NewEvent(device.id, "commandResult", now, {"result": position.text}))
             continue
-        if not isinstance(position, Position):
-            continue
         if position.outdated:
-            statuses.append(StatusUpdate(device.id, now, dict(position.attributes)))
+            statuses.append(StatusUpdate(device.id, now, position.attributes))
             events.extend(rules.on_status(device, position.attributes, position.fix_time, now))
             evaluated = True
             continue
@@ -79,7 +83,7 @@ def build_batch(device: Device, protocol: str, messages: Iterable[Message],
     if new_positions and not statuses:
         statuses.append(StatusUpdate(device.id, now, {}))
     states = (rules.snapshot(device),) if evaluated else ()
-    return Batch(tuple(new_positions), tuple(events), tuple(statuses), states)
+    return Batch(tuple(new_positions), tuple(events), tuple(statuses), states, origin=origin)
 
 
 def _plausible(position: Position, now: dt.datetime) -> bool:
@@ -95,5 +99,5 @@ def _new_position(device: Device, protocol: str, position: Position,
         valid=position.valid, latitude=position.latitude, longitude=position.longitude,
         altitude_m=position.altitude_m, speed_kn=position.speed_kn,
         course_deg=position.course_deg, accuracy_m=position.accuracy_m,
-        attributes=dict(position.attributes), network=position.network, archive=archive,
+        attributes=position.attributes, network=position.network, archive=archive,
     )

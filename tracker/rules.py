@@ -17,6 +17,21 @@ the time.  This module feeds it:
   (deviceUnknown, deviceInactive, geofenceDwell) and connections report
   deviceOnline / deviceOffline.
 
+A new state is adopted only once its batch is committed.  The service observes the
+batch writer (`batch_committed` / `batch_refused`): it keeps each device's last
+COMMITTED state, and when a batch is refused (quarantined, writer overloaded,
+dropped at shutdown) the device's working state goes back to it, so the events of
+the refused data fire again from the device's next report instead of being lost
+(an enter that was never stored is not "remembered").  One limit, by design: when
+later batches of the same device, computed on top of the refused one, are already
+on their way to the database, the working state is kept (those batches carry it,
+and their own events are stored); only the refused batch's events are lost then.
+
+Work on the reactor stays short: the book is rebuilt on the thread pool (it
+compiles every zone and rule), and the tick walks the device states cooperatively
+(`TICK_SLICE_DEVICES` at a time, yielding to the reactor between slices, each
+slice's events committed on their own).
+
 Device settings and group attributes understood (Traccar-style names, units fixed):
 see `SETTINGS`.  A stored zone or rule that no longer parses is skipped with a log
 line (it was validated on save; this guards against data written by other tools).
@@ -24,6 +39,7 @@ line (it was validated on save; this guards against data written by other tools)
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import zoneinfo
@@ -57,6 +73,7 @@ SETTINGS: Mapping[str, str] = {
     "hysteresisFixes": "hysteresis_fixes",
 }
 PROFILE_FIELDS = frozenset(field.name for field in dataclasses.fields(Profile))
+TICK_SLICE_DEVICES = 500     # device states per tick slice between reactor turns
 UTC_ZONE = zoneinfo.ZoneInfo("UTC")
 DEFAULT_PROFILE = Profile()
 
@@ -213,7 +230,8 @@ class RuleService:
 
     def __init__(self, store, reactor, threadpool, defaults: Profile = DEFAULT_PROFILE, *,
                  submit: Callable[[Batch], Any] | None = None,
-                 poll_s: float = 2.0, tick_s: float = 30.0) -> None:
+                 poll_s: float = 2.0, tick_s: float = 30.0,
+                 cooperator: task.Cooperator | None = None) -> None:
         self._store = store
         self._reactor = reactor
         self._threadpool = threadpool
@@ -224,8 +242,16 @@ class RuleService:
         self._loops: list[task.LoopingCall] = []
         self._reloading = False
         self.book: RuleBook | None = None
-        self.states: dict[int, DeviceState] = {}
+        self.states: dict[int, DeviceState] = {}        # working states
+        self._committed: dict[int, Mapping[str, Any]] = {}   # as last committed (JSON)
+        self._in_flight: collections.Counter[int] = collections.Counter()
         self._devices: dict[int, Device] = {}
+        # one tick slice per reactor turn (the default Cooperator runs slices for
+        # 10 ms of wall-clock time per turn; a slice is the unit here)
+        self._cooperator = cooperator or task.Cooperator(
+            scheduler=lambda step: self._reactor.callLater(0, step),
+            terminationPredicateFactory=lambda: lambda: True)
+        self.tick_slices = 0           # for tests and the health output
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -239,6 +265,7 @@ class RuleService:
     def use(self, config: RuleConfig, states: Mapping[int, Mapping[str, Any]] = {}) -> None:
         """Take this configuration and these committed states (`load`, tests)."""
         self.book = RuleBook(config, self._defaults)
+        self._committed = dict(states)
         self.states = {device_id: DeviceState.from_json(state)
                        for device_id, state in states.items()}
 
@@ -271,7 +298,7 @@ class RuleService:
             revision = yield self._in_thread(self._store.config_revision)
             if revision != self.book.revision:
                 config = yield self._in_thread(self._store.rule_config)
-                self.book = RuleBook(config, self._defaults)
+                self.book = yield self._in_thread(RuleBook, config, self._defaults)
                 log.info("rules reloaded: revision {revision}", revision=config.revision)
         except Exception:
             log.failure("could not reload the rule configuration; keeping the old one")
@@ -307,7 +334,37 @@ class RuleService:
         return to_events(device.id, happenings)
 
     def snapshot(self, device: Device) -> RuleState:
-        return RuleState(device.id, self.state(device).to_json())
+        """The device's working state, to commit with the batch it belongs to."""
+        return self._outgoing(device.id, self.state(device))
+
+    def _outgoing(self, device_id: int, state: DeviceState) -> RuleState:
+        self._in_flight[device_id] += 1
+        return RuleState(device_id, state.to_json())
+
+    # -- what the batch writer tells (tracker.writer.BatchObserver) ----------------
+
+    def batch_committed(self, batch: Batch) -> None:
+        for state in batch.states:
+            self._committed[state.device_id] = state.state
+            self._landed(state.device_id)
+
+    def batch_refused(self, batch: Batch) -> None:
+        for state in batch.states:
+            if self._landed(state.device_id) == 0:
+                committed = self._committed.get(state.device_id)
+                self.states[state.device_id] = (DeviceState.from_json(committed)
+                                                if committed is not None else DeviceState())
+                log.info("device {id}: rule state back to the committed one (data refused)",
+                         id=state.device_id)
+
+    def _landed(self, device_id: int) -> int:
+        """One batch of the device settled; how many are still on their way."""
+        left = self._in_flight[device_id] - 1
+        if left > 0:
+            self._in_flight[device_id] = left
+        else:
+            self._in_flight.pop(device_id, None)
+        return max(left, 0)
 
     def connected(self, device: Device) -> None:
         self._presence(device, Engine.connected)
@@ -324,25 +381,34 @@ class RuleService:
             self._commit(Batch(events=tuple(to_events(device.id, happenings)),
                                states=(self.snapshot(device),)))
 
-    def tick(self) -> None:
-        """Time-based events of every device with a state."""
+    def tick(self) -> defer.Deferred | None:
+        """Time-based events of every device with a state, `TICK_SLICE_DEVICES` at a
+        time between reactor turns; the Deferred fires when all were visited."""
         if self.book is None:
-            return
-        now = self.now()
-        events: list[NewEvent] = []
-        states: list[RuleState] = []
-        for device_id, state in self.states.items():
-            device = self._devices.get(device_id)
-            context = (self.book.context(device) if device is not None
-                       else self.book.context_by_id(device_id))
-            if context is None:   # deleted, disabled, or not seen since the snapshot
-                continue
-            happenings = self.book.engine.tick(context, state, now)
-            if happenings:
-                events.extend(to_events(device_id, happenings))
-                states.append(RuleState(device_id, state.to_json()))
-        if events:
-            self._commit(Batch(events=tuple(events), states=tuple(states)))
+            return None
+        return self._cooperator.cooperate(self._tick_slices(self.book, self.now())).whenDone()
+
+    def _tick_slices(self, book: RuleBook, now: dt.datetime):
+        """Generator for the cooperator: one slice of devices per step."""
+        device_ids = list(self.states)
+        for start in range(0, len(device_ids), TICK_SLICE_DEVICES):
+            events: list[NewEvent] = []
+            states: list[RuleState] = []
+            for device_id in device_ids[start:start + TICK_SLICE_DEVICES]:
+                state = self.states.get(device_id)
+                device = self._devices.get(device_id)
+                context = (book.context(device) if device is not None
+                           else book.context_by_id(device_id))
+                if state is None or context is None:   # deleted, disabled, not seen
+                    continue
+                happenings = book.engine.tick(context, state, now)
+                if happenings:
+                    events.extend(to_events(device_id, happenings))
+                    states.append(self._outgoing(device_id, state))
+            if events:
+                self._commit(Batch(events=tuple(events), states=tuple(states)))
+            self.tick_slices += 1
+            yield None
 
     def _commit(self, batch: Batch) -> None:
         if self._submit is None:

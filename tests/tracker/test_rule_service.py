@@ -178,3 +178,137 @@ def test_a_configuration_change_is_picked_up_by_the_poll(sqlite_store):
     service.poll()
     assert service.book.context_by_id(van.id).zone_ids == {zone.id}
     assert service.book.revision == sqlite_store.config_revision()
+
+
+# -- state adopted only once committed (hardening finding 10) -------------------------
+
+def _yard_service():
+    van = device(1)
+    config = rule_config(devices=(van,), geofences=(Geofence(10, 1, "yard", SQUARE),),
+                         device_geofences=((1, 10),))
+    return van, rule_service(config=config)
+
+
+def _types(batch):
+    return [e.type for e in batch.events if e.type.startswith("geofence")]
+
+
+def test_a_refused_batch_fires_its_events_again_from_the_next_report():
+    van, rules = _yard_service()
+    rules.batch_committed(build_batch(van, "gt06", [fix(0, 12.9)], rules, NOW))
+    entered = build_batch(van, "gt06", [fix(10, 13.05)], rules, NOW)
+    assert _types(entered) == ["geofenceEnter"]
+    rules.batch_refused(entered)                 # quarantined or writer overloaded
+    again = build_batch(van, "gt06", [fix(20, 13.06)], rules, NOW)
+    assert _types(again) == ["geofenceEnter"], "the enter was never stored: it fires again"
+    rules.batch_committed(again)
+    later = build_batch(van, "gt06", [fix(30, 13.07)], rules, NOW)
+    assert _types(later) == [], "once committed, the enter is not repeated"
+
+
+def test_a_refused_batch_of_a_device_never_committed_goes_back_to_a_fresh_state():
+    van, rules = _yard_service()
+    entered = build_batch(van, "gt06", [fix(10, 13.05)], rules, NOW)
+    assert _types(entered) == ["geofenceEnter"]
+    rules.batch_refused(entered)
+    assert _types(build_batch(van, "gt06", [fix(20, 13.06)], rules, NOW)) == ["geofenceEnter"]
+
+
+def test_a_refused_batch_keeps_the_state_that_later_batches_in_flight_carry():
+    van, rules = _yard_service()
+    rules.batch_committed(build_batch(van, "gt06", [fix(0, 12.9)], rules, NOW))
+    entered = build_batch(van, "gt06", [fix(10, 13.05)], rules, NOW)
+    inside = build_batch(van, "gt06", [fix(20, 13.06)], rules, NOW)   # still on its way
+    rules.batch_refused(entered)
+    rules.batch_committed(inside)
+    assert _types(build_batch(van, "gt06", [fix(30, 13.07)], rules, NOW)) == []
+
+
+def test_the_writer_tells_the_rule_service_and_a_quarantined_enter_fires_again():
+    """Through the real writer: the enter's batch is refused for good (quarantined),
+    the next report's enter is stored."""
+    import threading
+
+    from sqlalchemy.exc import DataError
+
+    from tracker.writer import BatchWriter
+
+    class Store:
+        """Refuses for good whatever holds an event of the fix at 10 s."""
+
+        def __init__(self):
+            self.events = []
+            self.written = threading.Event()
+
+        def write_batch(self, batch):
+            if any(e.fix_time == NOW + dt.timedelta(seconds=10) for e in batch.events):
+                raise DataError("INSERT", {}, Exception("invalid input"))
+            self.events += [e.type for e in batch.events]
+            self.written.set()
+
+        def write_quarantine(self, entries):
+            pass
+
+    van, rules = _yard_service()
+    store = Store()
+    writer = BatchWriter(store, FakeReactor(), max_delay_s=0.0)
+    writer.observers.append(rules)
+    writer.start()
+    refused = threading.Event()
+    d = writer.submit(build_batch(van, "gt06", [fix(10, 13.05)], rules, NOW))
+    d.addErrback(lambda failure: refused.set())
+    assert refused.wait(5), "the enter's batch was refused"
+    writer.submit(build_batch(van, "gt06", [fix(20, 13.06)], rules, NOW))
+    assert store.written.wait(5)
+    assert "geofenceEnter" in store.events, "the enter fired again and was stored"
+
+
+def test_the_rule_book_is_rebuilt_on_the_thread_pool_not_the_reactor(sqlite_store):
+    class RecordingPool(SyncThreadPool):
+        def __init__(self):
+            self.functions = []
+
+        def callInThreadWithCallback(self, on_result, f, *args, **kwargs):
+            self.functions.append(getattr(f, "__name__", f))
+            super().callInThreadWithCallback(on_result, f, *args, **kwargs)
+
+    pool = RecordingPool()
+    service = RuleService(sqlite_store, clock(), pool)
+    service.load()
+    sqlite_store.add_device("imei1", "van")          # bumps the configuration revision
+    pool.functions.clear()
+    service.poll()
+    assert "RuleBook" in pool.functions
+    assert service.book.revision == sqlite_store.config_revision()
+
+
+def test_the_tick_walks_many_devices_in_slices_between_reactor_turns():
+    from twisted.internet import task
+
+    from tracker.rules import TICK_SLICE_DEVICES
+
+    reactor = clock()
+    steps = []
+    cooperator = task.Cooperator(scheduler=steps.append,
+                                 terminationPredicateFactory=lambda: lambda: True)
+    devices = [device(i) for i in range(1, 10_001)]
+    rules = RuleService(store=None, reactor=reactor, threadpool=None, cooperator=cooperator,
+                        defaults=profile_defaults({"status_timeout_s": 60}))
+    rules.use(rule_config(devices=tuple(devices)))
+    sink = Collect()
+    rules._submit = sink
+    for van in devices:
+        build_batch(van, "osmand", [fix(0, 12.0)], rules, NOW)
+    reactor.advance(120)
+    done = []
+    rules.tick().addCallback(done.append)
+    per_turn = []
+    while steps:
+        before = rules.tick_slices
+        steps.pop(0)()                                 # one reactor turn
+        per_turn.append(rules.tick_slices - before)
+    assert done, "the tick finished"
+    assert max(per_turn) == 1, "at most one slice per reactor turn"
+    assert rules.tick_slices == 10_000 // TICK_SLICE_DEVICES
+    assert sink.types().count("deviceUnknown") == 10_000
+    assert len(sink.batches) == 10_000 // TICK_SLICE_DEVICES, "each slice commits its own"

@@ -21,11 +21,13 @@ from tracker.models import (
     Geofence,
     Group,
     Organisation,
+    QuarantineEntry,
     Rule,
     RuleConfig,
     StoredCommand,
     StoredEvent,
     StoredPosition,
+    StoredQuarantine,
     UnknownDeviceAttempt,
     User,
 )
@@ -92,8 +94,25 @@ class Store(Protocol):
         "commandResult" event also marks the device's oldest "sent" command
         "answered" with attributes["result"].  Devices'
         `position_id` / `last_update` move forward only (an archive position never
-        replaces a newer latest).  Raises on database errors; the caller retries.
+        replaces a newer latest).  `batch.quarantine` entries are stored too.
+        Raises on database errors; `tracker.storage.errors.is_transient` tells the
+        caller whether a retry can help.
         """
+
+    # quarantine: device data refused for good (tracker.writer)
+    def write_quarantine(self, entries: Sequence[QuarantineEntry]) -> None: ...
+
+    def quarantined(self, limit: int = 100, before_id: int | None = None
+                    ) -> list[StoredQuarantine]:
+        """Newest first."""
+
+    def quarantine_entry(self, entry_id: int) -> StoredQuarantine | None: ...
+
+    def quarantine_count(self) -> int: ...
+
+    def purge_quarantine(self, *, received_before: dt.datetime | None = None,
+                         ids: Sequence[int] | None = None) -> int:
+        """Delete entries (all when neither is given); how many were deleted."""
 
     def latest_positions(self, user: User) -> list[StoredPosition]:
         """The latest position of each device the user may see."""

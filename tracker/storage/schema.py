@@ -318,6 +318,10 @@ push_tokens = Table(
     Column("created", UTCDateTime(), nullable=False),
     Column("disabled", UTCDateTime(), nullable=True),  # pruned (gateway said it is dead)
     Column("disabled_reason", String(200), nullable=True),
+    # When the target was confirmed: at registration for app tokens; for e-mail
+    # addresses only once the code sent there came back.  NULL: not yet, never used.
+    Column("confirmed", UTCDateTime(), nullable=True),
+    Column("confirm_code_hash", String(64), nullable=True),   # sha256 hex of the code
     UniqueConstraint("channel", "token_hash"),
 )
 
@@ -385,4 +389,18 @@ delivery_attempts = Table(
     Column("token_hash", String(64), nullable=False),
     Column("status", String(16), nullable=False),      # sent, retry, invalid_token, failed
     Column("error", String(200), nullable=True),       # the gateway's error code
+)
+
+quarantine = Table(
+    # Device data the database refused permanently (a value it cannot store), kept
+    # for the operator instead of blocking the writer: `tracker quarantine ...`.
+    "quarantine", metadata,
+    Column("id", BigId(), primary_key=True, autoincrement=True),
+    Column("received", UTCDateTime(), nullable=False, index=True),
+    Column("protocol", String(64), nullable=False),
+    Column("device_id", Integer, nullable=True),           # no foreign key: outlives devices
+    Column("unique_id", String(128), nullable=True),
+    Column("remote_address", String(128), nullable=True),
+    Column("frame_hex", String(8192), nullable=False),     # the raw frame (truncated)
+    Column("error", String(1000), nullable=False),         # what the database said
 )

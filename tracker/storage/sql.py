@@ -95,12 +95,14 @@ from tracker.models import (
     NewEvent,
     NewPosition,
     Organisation,
+    QuarantineEntry,
     Rule,
     RuleConfig,
     RuleState,
     StoredCommand,
     StoredEvent,
     StoredPosition,
+    StoredQuarantine,
     UnknownDeviceAttempt,
     User,
 )
@@ -125,6 +127,7 @@ from tracker.storage.schema import (
     notification_outbox,
     organisations,
     positions,
+    quarantine,
     rule_states,
     rules,
     unknown_devices,
@@ -328,7 +331,7 @@ class SqlStore(NotificationsMixin):
     # -- positions and events --------------------------------------------------------
 
     def write_batch(self, batch: Batch) -> None:
-        if not (batch.positions or batch.events or batch.statuses or batch.states):
+        if batch.is_empty():
             return
         with self._write() as conn:
             batch = self._drop_unknown_devices(conn, batch)
@@ -336,6 +339,45 @@ class SqlStore(NotificationsMixin):
             self._insert_events(conn, batch.events, inserted)
             self._update_devices(conn, batch, inserted)
             self._upsert_states(conn, batch.states)
+            _insert_quarantine(conn, batch.quarantine)
+
+    # -- quarantine: device data the database refused for good ------------------------
+
+    def write_quarantine(self, entries: Sequence[QuarantineEntry]) -> None:
+        """Store `entries` in a transaction of their own."""
+        with self._write() as conn:
+            _insert_quarantine(conn, entries)
+
+    def quarantined(self, limit: int = 100, before_id: int | None = None
+                    ) -> list[StoredQuarantine]:
+        """Newest first; `before_id` pages on (entries with a smaller id)."""
+        query = select(quarantine).order_by(quarantine.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(quarantine.c.id < before_id)
+        with self._read() as conn:
+            return [_quarantined(row) for row in conn.execute(query)]
+
+    def quarantine_entry(self, entry_id: int) -> StoredQuarantine | None:
+        with self._read() as conn:
+            row = conn.execute(select(quarantine).where(quarantine.c.id == entry_id)
+                               ).one_or_none()
+        return _quarantined(row) if row is not None else None
+
+    def quarantine_count(self) -> int:
+        with self._read() as conn:
+            return conn.execute(select(func.count()).select_from(quarantine)).scalar_one()
+
+    def purge_quarantine(self, *, received_before: dt.datetime | None = None,
+                         ids: Sequence[int] | None = None) -> int:
+        """Delete entries received before `received_before`, or those of `ids`, or
+        (neither given) all; returns how many were deleted."""
+        statement = delete(quarantine)
+        if received_before is not None:
+            statement = statement.where(quarantine.c.received < received_before)
+        if ids is not None:
+            statement = statement.where(quarantine.c.id.in_(list(ids)))
+        with self._write() as conn:
+            return conn.execute(statement).rowcount
 
     def latest_positions(self, user: User) -> list[StoredPosition]:
         with self._read() as conn:
@@ -779,7 +821,8 @@ class SqlStore(NotificationsMixin):
             return batch
         log.warn("write_batch: dropping records of {count} unknown device ids {ids}",
                  count=len(missing), ids=sorted(missing)[:20])
-        return Batch(
+        return dataclasses.replace(
+            batch,
             positions=tuple(p for p in batch.positions if p.device_id in known),
             events=tuple(e for e in batch.events if e.device_id in known),
             statuses=tuple(s for s in batch.statuses if s.device_id in known),
@@ -1142,6 +1185,18 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _insert_quarantine(conn: Connection, entries: Sequence[QuarantineEntry]) -> None:
+    if entries:
+        conn.execute(insert(quarantine), [dataclasses.asdict(entry) for entry in entries])
+
+
+def _quarantined(row: Row[Any]) -> StoredQuarantine:
+    return StoredQuarantine(row.id, QuarantineEntry(
+        received=row.received, protocol=row.protocol, error=row.error,
+        frame_hex=row.frame_hex, device_id=row.device_id, unique_id=row.unique_id,
+        remote_address=row.remote_address))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
