@@ -10,7 +10,11 @@ Per device channel, frames are handled in arrival order:
    peer forgotten (UDP);
 2. positions go through the pipeline and are submitted to the batch writer;
 3. the frame's reply is released only after its data is committed, and replies
-   leave in the order their frames arrived (store-then-ack).
+   leave in the order their frames arrived (store-then-ack);
+4. data that can never be stored (the sanitiser's `Unstorable`, or the
+   database's permanent refusal: `tracker.writer.Quarantined`) is kept in the
+   quarantine table; the device gets the protocol's refusal (`Frame.refusal`)
+   or, where the protocol has none, the connection is closed (HTTP: 400).
 
 Bad input: a `ProtocolError` closes that TCP connection or drops that datagram,
 with a log line naming protocol, remote address and frame hex; nothing else is

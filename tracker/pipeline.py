@@ -1,6 +1,8 @@
 """Turns decoded messages of one identified device into what gets stored.
 
 The ordered list of position handlers (Traccar's idea, without its database calls):
+sanitiser (`tracker.sanitize`: one boundary for every protocol; a value no
+database stores refuses the whole frame before anything is evaluated) ->
 plausibility filter -> archive flag for late fixes -> rule engine (geofences,
 overspeed, alarms, ignition, motion, user rules: `tracker.rules`) -> status.
 No I/O here (the rule engine works on in-memory state), so the adapters can call it
