@@ -8,7 +8,7 @@ setup(
     packages=find_packages(include=["protocols*", "geofence*", "tracker*", "web*"]),
     package_data={"tracker.storage": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"]},
     install_requires=[
-        "twisted>=24.3",
+        "twisted[tls]>=24.3",         # pyOpenSSL, service_identity: HTTPS and ssl: ports
         "sqlalchemy>=2.0,<2.2",
         "geoalchemy2>=0.15",
         "alembic>=1.13",
@@ -21,7 +21,7 @@ setup(
         "pyjwt[crypto]>=2.8",         # APNs ES256 provider tokens
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100"],
     },
     entry_points={"console_scripts": ["tracker = tracker.cli:main"]},
 )

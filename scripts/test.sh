@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian 12 machine and runs them all:
-# unit tests, SQLite and PostGIS end-to-end tests (a throwaway PostgreSQL 15 +
-# PostGIS 3 cluster that the tests start as the `postgres` user), and lint.
+# tox envs unit (no servers, no subprocesses), e2e (real servers on loopback,
+# SQLite), postgis (a throwaway PostgreSQL 15 + PostGIS 3 cluster that the tests
+# start as the `postgres` user) and lint, each with pytest-xdist on every core.
 # Run as root (or with sudo available). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +21,8 @@ fi
 
 venv=.venv-test
 [ -x "$venv/bin/tox" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q tox; }
-exec "$venv/bin/tox" -e unit,postgis,lint -- "$@"
+started=$(date +%s)
+status=0
+"$venv/bin/tox" -e unit,e2e,postgis,lint -- "$@" || status=$?
+echo "test command finished in $(( $(date +%s) - started )) s (tox prints each env's time above), exit $status"
+exit "$status"

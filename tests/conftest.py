@@ -5,7 +5,10 @@
   the binaries or PostGIS are missing the tests are skipped, or fail when
   TRACKER_REQUIRE_POSTGIS=1 (as in CI), so a green run cannot silently mean "not run".
 - `fresh_postgis_url`: a new empty database per test (PostGIS is created by migrate).
-- `store`: a migrated `SqlStore`, once on SQLite and once on PostGIS.
+- `migrated_postgis_url` / `migrated_url`: a new database at the latest schema, a
+  copy of a template migrated once per test process (tests/templates.py);
+  `migrated_url` once on SQLite and once on PostGIS.
+- `store`: a migrated `SqlStore` on `migrated_url`.
 
 Tests needing PostGIS are marked `postgis`: `pytest -m "not postgis"` runs the rest.
 """
@@ -19,9 +22,23 @@ from collections.abc import Iterator
 import pytest
 
 from tests.pgcluster import PgCluster, PgUnavailable
+from tests.templates import migrated_sqlite_url
 from tracker.storage import SqlStore
 
 _database_numbers = itertools.count(1)
+
+
+LOOPBACK_DIRECTORIES = ("integration", "push")
+"""Test directories whose tests all talk to real servers on loopback (the server,
+fake push gateways, SMTP): marked `slow`, so they run in the e2e env, not unit."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = os.path.dirname(__file__)
+    for item in items:
+        relative = os.path.relpath(str(item.path), tests_dir)
+        if relative.split(os.sep)[0] in LOOPBACK_DIRECTORIES:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -64,15 +81,46 @@ def fresh_postgis_url(postgis_cluster: PgCluster) -> Iterator[str]:
         postgis_cluster.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def postgis_template(postgis_cluster: PgCluster) -> str:
+    """Name of a migrated database that `migrated_postgis_url` copies."""
+    name = f"template_{os.getpid()}"
+    template = SqlStore(postgis_cluster.create_database(name))
+    template.migrate()
+    template.close()
+    return name
+
+
+@pytest.fixture
+def migrated_postgis_url(postgis_cluster: PgCluster, postgis_template: str) -> Iterator[str]:
+    """URL of a new database at the latest schema (a copy of the template), dropped
+    after the test."""
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    url = postgis_cluster.create_database(name, template=postgis_template)
+    try:
+        yield url
+    finally:
+        postgis_cluster.drop_database(name)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[SqlStore]:
-    """A migrated SqlStore on SQLite (in tmp_path) or on a fresh PostGIS database."""
+def migrated_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A database at the latest schema: SQLite in tmp_path, or PostGIS."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'tracker.db'}"
-    else:
-        url = request.getfixturevalue("fresh_postgis_url")
-    sql_store = SqlStore(url)
-    sql_store.migrate()
+        return migrated_sqlite_url(tmp_path / "tracker.db")
+    return request.getfixturevalue("migrated_postgis_url")
+
+
+@pytest.fixture
+def database_url(migrated_url: str) -> str:
+    """The database a real server under test runs on (see `migrated_url`)."""
+    return migrated_url
+
+
+@pytest.fixture
+def store(migrated_url: str) -> Iterator[SqlStore]:
+    """A migrated SqlStore on SQLite (in tmp_path) or on a fresh PostGIS database."""
+    sql_store = SqlStore(migrated_url)
     try:
         yield sql_store
     finally:

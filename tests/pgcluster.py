@@ -190,13 +190,18 @@ class PgCluster:
         conn.autocommit = True
         return conn
 
-    def create_database(self, name: str) -> str:
-        """CREATE DATABASE `name` (empty, from template1); returns its URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """CREATE DATABASE `name` (empty, from template1; or a copy of the database
+        `template`, which nobody may be connected to); returns its URL."""
         _check_identifier(name)
+        clause = ""
+        if template is not None:
+            _check_identifier(template)
+            clause = f' TEMPLATE "{template}"'
         conn = self.connect("postgres")
         try:
             with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
+                cur.execute(f'CREATE DATABASE "{name}"{clause}')
         finally:
             conn.close()
         return self.url_for(name)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,6 +124,7 @@ def test_a_restored_damaged_state_can_still_be_driven(damage):
     json.dumps(state.to_json(), allow_nan=False)
 
 
+@pytest.mark.slow   # a fresh interpreter: the e2e env
 def test_geofence_imports_only_the_stdlib_shapely_and_pyproj():
     code = ("import sys, geofence, geofence.engine, geofence.rules, geofence.formats, geofence.calendar\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "

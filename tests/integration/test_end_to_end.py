@@ -24,13 +24,6 @@ FIRST_IMEI = 860000000000000
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tracker.db'}"
-    return request.getfixturevalue("fresh_postgis_url")
-
-
 @pytest.fixture
 def server(tmp_path, database_url):
     proc = ServerProcess(tmp_path, database_url)

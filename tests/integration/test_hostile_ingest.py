@@ -30,13 +30,6 @@ pytestmark = pytest.mark.slow
 PHONE, VAN = "359710049095095", "860000000000042"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tracker.db'}"
-    return request.getfixturevalue("fresh_postgis_url")
-
-
 @pytest.fixture
 def server(tmp_path, database_url):
     proc = ServerProcess(tmp_path, database_url, protocol="osmand", also=("gt06",))

@@ -19,13 +19,6 @@ DEVICES = 3
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tracker.db'}"
-    return request.getfixturevalue("fresh_postgis_url")
-
-
 @pytest.mark.parametrize("protocol", sorted(CODECS))
 def test_protocol_positions_are_stored_once_and_visible(protocol, database_url, tmp_path):
     server = ServerProcess(tmp_path, database_url, unknown="register", protocol=protocol)

@@ -26,13 +26,6 @@ EMAIL, PASSWORD = "parent@example.com", "correct horse battery"
 IMEI = "860000000000009"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tracker.db'}"
-    return request.getfixturevalue("fresh_postgis_url")
-
-
 PROJECT, ACCOUNT = "tracker-e2e", "push@tracker-e2e.iam.gserviceaccount.com"
 
 

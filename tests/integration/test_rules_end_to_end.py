@@ -52,13 +52,6 @@ def route_lines(points) -> str:
 ROUTE = [(lon_at(i), LAT, speed_at(i)) for i in range(71)] + [(lon_at(70), LAT, 0.0)] * 4
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'tracker.db'}"
-    return request.getfixturevalue("fresh_postgis_url")
-
-
 @pytest.fixture
 def server(tmp_path, database_url):
     proc = ServerProcess(tmp_path, database_url, extra_config=EVENTS_CONFIG)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow   # fresh interpreters: the e2e env
+
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("twisted", "sqlalchemy", "geoalchemy2", "alembic", "tracker", "web")
 

@@ -278,6 +278,7 @@ class InMemory(unittest.SynchronousTestCase):
         self.assertEqual(device._next_serial(), 2)
 
 
+@pytest.mark.slow   # real loopback servers and child processes: the e2e env
 class SimulatorTestCase(unittest.TestCase):
     def start_server(self, **settings) -> tuple[Gt06TestServer, int]:
         server = Gt06TestServer(**settings)
