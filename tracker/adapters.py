@@ -18,8 +18,20 @@ Per device channel, frames are handled in arrival order:
 
 Bad input: a `ProtocolError` closes that TCP connection or drops that datagram,
 with a log line naming protocol, remote address and frame hex; nothing else is
-affected.  Limits: the codec's frame size cap, an idle timeout and a connection cap
-per listener.
+affected.
+
+Limits (TCP, per listener): the codec's frame size cap; a connection cap
+(`max_connections`: the connection beyond it is closed at once); a first-frame
+deadline (`first_frame_timeout_s`: a connection that has not produced one complete
+decoded frame by then is closed); an idle timeout (`idle_timeout_s`) that only
+complete frames reset, not single bytes, so a drip of partial or garbage bytes
+cannot hold a connection open.  UDP: at most `max_peers` peers, forgotten after
+`idle_timeout_s` of silence.
+
+Log lines about what devices send (bad frame, decoder bug, connection limit, idle
+close, no first frame, data before login, refused unknown device) go through the
+directory's `RateLimitedLog` (`tracker.lograte`): at most a few per kind and remote
+host per minute, then one "... N more suppressed" line.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from twisted.protocols.policies import TimeoutMixin
 
 from protocols import Codec, CommandResult, Frame, Login, Position, ProtocolError, Session
 from tracker.devices import DeviceDirectory
+from tracker.lograte import source_of
 from tracker.models import Batch, Device, Origin, QuarantineEntry
 from tracker.pipeline import build_batch
 from tracker.rules import RuleService
@@ -47,6 +60,12 @@ def frame_hex(data: bytes) -> str:
     """Hex of `data` for a log line, truncated to LOG_HEX_BYTES."""
     text = data[:LOG_HEX_BYTES].hex()
     return text + ("..." if len(data) > LOG_HEX_BYTES else "")
+
+
+def log_allowed(ingest: "Ingest", kind: str, remote: str) -> bool:
+    """Whether a log line of `kind` about `remote` ("host:port") may be written now:
+    the directory's RateLimitedLog, keyed by kind and remote host."""
+    return ingest.directory.limited_log.allow(kind, source_of(remote))
 
 
 class Ingest:
@@ -138,8 +157,10 @@ class DeviceChannel:
         unique_id = _frame_unique_id(frame) or self.session.unique_id
         if unique_id is None:
             if any(isinstance(m, Position) for m in frame.messages):
-                log.warn("{protocol} data before login from {remote} dropped: {hex}",
-                         protocol=self.ingest.codec.name, remote=self.remote, hex=frame_hex(frame.raw))
+                if log_allowed(self.ingest, "data before login", self.remote):
+                    log.warn("{protocol} data before login from {remote} dropped: {hex}",
+                             protocol=self.ingest.codec.name, remote=self.remote,
+                             hex=frame_hex(frame.raw))
                 return None
             self._release(frame, defer.succeed(None))
             return None
@@ -152,8 +173,9 @@ class DeviceChannel:
 
     def _identified(self, device: Device | None, frame: Frame, unique_id: str) -> None:
         if device is None:
-            log.info("{protocol} connection from {remote} refused: unknown device {unique_id}",
-                     protocol=self.ingest.codec.name, remote=self.remote, unique_id=unique_id)
+            if log_allowed(self.ingest, "refused connection", self.remote):
+                log.info("{protocol} connection from {remote} refused: unknown device {unique_id}",
+                         protocol=self.ingest.codec.name, remote=self.remote, unique_id=unique_id)
             self.close()
             return
         self.device = device
@@ -212,10 +234,13 @@ class DeviceChannel:
             self.close()
 
     def _failed(self, failure, doing: str) -> None:
+        """Close without an answer; the log line is rate-limited per source, since
+        an overloaded writer fails every device at once."""
         if failure.check(WriterOverloaded, WriterStopped):
-            log.warn("{protocol} device {remote}: not stored ({error}); closing without ack",
-                     protocol=self.ingest.codec.name, remote=self.remote, error=failure.value)
-        else:
+            if log_allowed(self.ingest, "not stored", self.remote):
+                log.warn("{protocol} device {remote}: not stored ({error}); closing without ack",
+                         protocol=self.ingest.codec.name, remote=self.remote, error=failure.value)
+        elif log_allowed(self.ingest, "failure", self.remote):
             log.failure("{protocol} device {remote}: failed {doing}; closing", failure,
                         protocol=self.ingest.codec.name, remote=self.remote, doing=doing)
         self.close()
@@ -231,67 +256,108 @@ def _frame_unique_id(frame: Frame) -> str | None:
 
 
 class DeviceStreamProtocol(protocol.Protocol, TimeoutMixin):
-    """TCP: one codec session and one device channel per connection."""
+    """TCP: one codec session and one device channel per connection.
+
+    Deadlines (the factory's): the first complete frame within
+    `first_frame_timeout_s` of connecting; then a complete frame at least every
+    `idle_timeout_s` (bytes that complete no frame do not count).
+    """
 
     def __init__(self, factory: "DeviceStreamFactory") -> None:
         self.factory = factory
         self.session = factory.ingest.codec.new_session(factory.ingest.options)
         self.channel: DeviceChannel | None = None
+        self._first_frame_deadline = None   # the pending delayed call, until a frame came
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         remote = f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}"
-        self.channel = DeviceChannel(self.factory.ingest, self.session, remote,
+        ingest = self.factory.ingest
+        self.channel = DeviceChannel(ingest, self.session, remote,
                                      self.transport.write, self.transport.loseConnection)
         self.factory.connections += 1
         if self.factory.connections > self.factory.max_connections:
-            log.warn("{protocol}: connection limit {limit} reached, refusing {remote}",
-                     protocol=self.factory.ingest.codec.name,
-                     limit=self.factory.max_connections, remote=remote)
+            if log_allowed(ingest, "connection limit", remote):
+                log.warn("{protocol}: connection limit {limit} reached, refusing {remote}",
+                         protocol=ingest.codec.name, limit=self.factory.max_connections,
+                         remote=remote)
             self.channel.close()
             return
         self.setTimeout(self.factory.idle_timeout_s)
+        if self.factory.first_frame_timeout_s is not None:
+            self._first_frame_deadline = self.callLater(self.factory.first_frame_timeout_s,
+                                                        self._no_first_frame)
 
     def dataReceived(self, data: bytes) -> None:
         if self.channel.closed:
             return
-        self.resetTimeout()
+        ingest = self.factory.ingest
         try:
-            frames = self.session.receive_data(data, self.factory.ingest.directory.now())
+            frames = self.session.receive_data(data, ingest.directory.now())
         except ProtocolError as error:
-            log.warn("{protocol} bad frame from {remote}, closing: {error}; frame {hex}",
-                     protocol=self.factory.ingest.codec.name, remote=self.channel.remote,
-                     error=error, hex=frame_hex(error.frame or data))
+            if log_allowed(ingest, "bad frame", self.channel.remote):
+                log.warn("{protocol} bad frame from {remote}, closing: {error}; frame {hex}",
+                         protocol=ingest.codec.name, remote=self.channel.remote,
+                         error=error, hex=frame_hex(error.frame or data))
             self.channel.close()
             return
         except Exception:
-            log.failure("{protocol} decoder bug on data from {remote}: {hex}",
-                        protocol=self.factory.ingest.codec.name, remote=self.channel.remote,
-                        hex=frame_hex(data))
+            if log_allowed(ingest, "decoder bug", self.channel.remote):
+                log.failure("{protocol} decoder bug on data from {remote}: {hex}",
+                            protocol=ingest.codec.name, remote=self.channel.remote,
+                            hex=frame_hex(data))
             self.channel.close()
             return
+        if frames:   # only complete frames count as activity
+            self.resetTimeout()
+            self._cancel_first_frame_deadline()
         self.channel.frames_received(frames)
 
+    def _no_first_frame(self) -> None:
+        self._first_frame_deadline = None
+        if self.channel.closed:
+            return
+        if log_allowed(self.factory.ingest, "no first frame", self.channel.remote):
+            log.info("{protocol} connection from {remote} sent no complete frame in {timeout} s, "
+                     "closing", protocol=self.factory.ingest.codec.name,
+                     remote=self.channel.remote, timeout=self.factory.first_frame_timeout_s)
+        self.channel.close()
+
+    def _cancel_first_frame_deadline(self) -> None:
+        deadline, self._first_frame_deadline = self._first_frame_deadline, None
+        if deadline is not None and deadline.active():
+            deadline.cancel()
+
     def timeoutConnection(self) -> None:
-        log.info("{protocol} connection from {remote} idle, closing",
-                 protocol=self.factory.ingest.codec.name, remote=self.channel.remote)
+        if log_allowed(self.factory.ingest, "idle close", self.channel.remote):
+            log.info("{protocol} connection from {remote} idle, closing",
+                     protocol=self.factory.ingest.codec.name, remote=self.channel.remote)
         self.channel.close()
 
     def connectionLost(self, reason=protocol.connectionDone) -> None:
         self.setTimeout(None)
+        self._cancel_first_frame_deadline()
         self.factory.connections -= 1
         if self.channel is not None:
             self.channel.lost()
 
 
 class DeviceStreamFactory(protocol.ServerFactory):
-    """Builds DeviceStreamProtocol for one codec; counts its connections."""
+    """Builds DeviceStreamProtocol for one codec; counts its connections.
+
+    `idle_timeout_s`: longest time between complete frames; `max_connections`:
+    open connections at most (the next is closed at once); `first_frame_timeout_s`:
+    the first complete frame must come this soon after connecting (None: no
+    such deadline, only the idle timeout).
+    """
 
     def __init__(self, ingest: Ingest, reactor, idle_timeout_s: float = 600.0,
-                 max_connections: int = 50_000) -> None:
+                 max_connections: int = 50_000, *,
+                 first_frame_timeout_s: float | None = 30.0) -> None:
         self.ingest = ingest
         self.idle_timeout_s = idle_timeout_s
         self.max_connections = max_connections
+        self.first_frame_timeout_s = first_frame_timeout_s
         self.connections = 0
         self._reactor = reactor
 
@@ -321,13 +387,16 @@ class DeviceDatagramProtocol(protocol.DatagramProtocol):
         try:
             frames = session.receive_datagram(data, self.ingest.directory.now())
         except ProtocolError as error:
-            log.warn("{protocol} bad datagram from {remote} dropped: {error}; frame {hex}",
-                     protocol=self.ingest.codec.name, remote=channel.remote, error=error,
-                     hex=frame_hex(error.frame or data))
+            if log_allowed(self.ingest, "bad frame", channel.remote):
+                log.warn("{protocol} bad datagram from {remote} dropped: {error}; frame {hex}",
+                         protocol=self.ingest.codec.name, remote=channel.remote, error=error,
+                         hex=frame_hex(error.frame or data))
             return
         except Exception:
-            log.failure("{protocol} decoder bug on datagram from {remote}: {hex}",
-                        protocol=self.ingest.codec.name, remote=channel.remote, hex=frame_hex(data))
+            if log_allowed(self.ingest, "decoder bug", channel.remote):
+                log.failure("{protocol} decoder bug on datagram from {remote}: {hex}",
+                            protocol=self.ingest.codec.name, remote=channel.remote,
+                            hex=frame_hex(data))
             return
         channel.frames_received(frames)
 

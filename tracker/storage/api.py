@@ -65,6 +65,11 @@ class Store(Protocol):
 
     def record_unknown_device(self, attempt: UnknownDeviceAttempt) -> None: ...
 
+    def record_unknown_devices(self, attempts: Sequence[UnknownDeviceAttempt],
+                               max_rows: int) -> None:
+        """Insert `attempts` (may be empty) and keep only the newest `max_rows` rows
+        (oldest inserted dropped), in one transaction; ValueError if max_rows < 1."""
+
     def unknown_devices(self, limit: int = 1000) -> list[UnknownDeviceAttempt]:
         """Newest first."""
 

@@ -106,6 +106,7 @@ from tracker.models import (
     UnknownDeviceAttempt,
     User,
 )
+from tracker.sanitize import safe_text
 from tracker.storage import records
 from tracker.storage.api import UNCHANGED, DuplicateError, InUseError, NotFoundError, Unchanged
 from tracker.storage.notifications import NotificationsMixin
@@ -252,11 +253,36 @@ class SqlStore(NotificationsMixin):
 
     def record_unknown_device(self, attempt: UnknownDeviceAttempt) -> None:
         with self._write() as conn:
-            conn.execute(insert(unknown_devices).values(
-                unique_id=attempt.unique_id[:SHORT_TEXT],
-                protocol=attempt.protocol[:SHORT_TEXT],
-                remote_address=attempt.remote_address[:SHORT_TEXT],
-                attempt_time=attempt.attempt_time))
+            conn.execute(insert(unknown_devices).values(self._unknown_device_row(attempt)))
+
+    def record_unknown_devices(self, attempts: Sequence[UnknownDeviceAttempt],
+                               max_rows: int) -> None:
+        """Insert `attempts` and keep only the newest `max_rows` rows (by insertion
+        order, i.e. id), in one transaction; `attempts` may be empty (trim only).
+        Texts longer than the columns are cut."""
+        if max_rows < 1:
+            raise ValueError(f"record_unknown_devices: max_rows must be >= 1, not {max_rows}")
+        with self._write() as conn:
+            if attempts:
+                conn.execute(insert(unknown_devices),
+                             [self._unknown_device_row(attempt) for attempt in attempts])
+            newest_dropped = conn.execute(
+                select(unknown_devices.c.id).order_by(unknown_devices.c.id.desc())
+                .offset(max_rows).limit(1)).scalar_one_or_none()
+            if newest_dropped is not None:
+                conn.execute(delete(unknown_devices)
+                             .where(unknown_devices.c.id <= newest_dropped))
+
+    @staticmethod
+    def _unknown_device_row(attempt: UnknownDeviceAttempt) -> dict[str, Any]:
+        """The row of an attempt: texts escaped (NUL, lone surrogates) and cut to their
+        columns, so that one garbage id cannot make a whole batch fail."""
+        columns = unknown_devices.c
+        return {"unique_id": safe_text(attempt.unique_id, columns.unique_id.type.length),
+                "protocol": safe_text(attempt.protocol, columns.protocol.type.length),
+                "remote_address": safe_text(attempt.remote_address,
+                                            columns.remote_address.type.length),
+                "attempt_time": attempt.attempt_time}
 
     def unknown_devices(self, limit: int = 1000) -> list[UnknownDeviceAttempt]:
         with self._read() as conn:
