@@ -13,6 +13,29 @@ TRACKER_WEB_INTERFACE          address the web server binds            0.0.0.0
 TRACKER_DEVICES_UNKNOWN        "refuse" or "register"                  register
 TRACKER_PROTOCOLS_<NAME>       listen addresses, comma separated       tcp:5023,udp:5023
 =============================  ======================================  ==========
+
+Limits and transport security (every key optional; durations in seconds):
+
+- ``[web]``: ``max_connections`` (1000 open HTTP connections, more are closed at
+  once), ``header_timeout`` (10: a request's headers must be complete this long
+  after its connection opens), ``tls_certificate`` and ``tls_key`` (PEM files,
+  both or neither: the web port then speaks HTTPS only), ``behind_proxy`` (false;
+  true declares that a TLS-terminating reverse proxy is in front) and
+  ``secure_cookies`` (the session cookie's ``Secure`` flag; default true when
+  the web port has TLS or ``behind_proxy`` is true, else false).
+- ``[server]``: ``first_frame_timeout`` (30: a device connection that has sent
+  no complete frame by then is closed), ``listen_backlog`` (1024 pending
+  connections per TCP port; the kernel caps it at ``net.core.somaxconn``),
+  ``http_max_connections`` (10000 per device HTTP port), ``http_header_timeout``
+  (10, device HTTP ports), ``tls_certificate`` and ``tls_key`` (PEM files for
+  ``ssl:PORT`` device listeners, both or neither).
+- ``[devices]``: ``refused_cache`` (60: how long an unknown identifier's refusal
+  is remembered), ``unknown_rate_per_source`` (5 unknown identifiers per second
+  and source address), ``unknown_rate_global`` (50 per second in all),
+  ``unknown_max_rows`` (10000 unknown-device rows kept).
+
+Certificate and key paths are taken as written (relative ones from the working
+directory) and must name readable files when the configuration is loaded.
 """
 
 from __future__ import annotations
@@ -27,6 +50,8 @@ from typing import Any
 from protocols import CODECS
 
 UNKNOWN_POLICIES = ("refuse", "register")
+TRANSPORTS = ("tcp", "ssl", "udp", "http")
+MAX_LISTEN_BACKLOG = 65_535     # listen(2) takes an int; Linux caps it at somaxconn anyway
 
 
 class ConfigError(ValueError):
@@ -35,7 +60,11 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ListenAddress:
-    """Where one protocol listens: transport ("tcp", "udp" or "http"), port, interface."""
+    """Where one protocol listens: transport, port, interface.
+
+    Transports: "tcp", "ssl" (the same byte stream inside TLS, with the
+    ``[server]`` certificate), "udp" and "http".
+    """
 
     transport: str
     port: int
@@ -43,10 +72,11 @@ class ListenAddress:
 
     @classmethod
     def parse(cls, text: str) -> "ListenAddress":
-        """Parse "tcp:5023", "udp:5023", "http:5055" or "tcp:5023:interface=127.0.0.1"."""
+        """Parse "tcp:5023", "ssl:5023", "udp:5023", "http:5055" or "tcp:5023:interface=127.0.0.1"."""
         parts = text.strip().split(":")
-        if len(parts) < 2 or parts[0] not in ("tcp", "udp", "http"):
-            raise ConfigError(f"listen address {text!r}: expected tcp:PORT, udp:PORT or http:PORT")
+        if len(parts) < 2 or parts[0] not in TRANSPORTS:
+            raise ConfigError(f"listen address {text!r}: expected tcp:PORT, ssl:PORT, "
+                              "udp:PORT or http:PORT")
         try:
             port = int(parts[1])
         except ValueError:
@@ -87,6 +117,30 @@ class Config:
     # [push]: public_url, poll, coalesce_window, max_attempts; [push.<channel>]:
     # that channel's settings (tracker.push.<channel>); only configured channels run.
     push: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # [web]: limits and transport security of the web and API port.
+    web_max_connections: int = 1_000       # open HTTP connections; more are closed at once
+    web_header_timeout_s: float = 10.0     # a request's headers must have arrived by then
+    web_tls_certificate: str = ""          # PEM paths, both or neither ("": plain HTTP)
+    web_tls_key: str = ""
+    web_behind_proxy: bool = False         # a TLS-terminating reverse proxy is in front
+    web_secure_cookies: bool = False       # default: web TLS or behind_proxy
+    # [server]: device listeners.
+    first_frame_timeout_s: float = 30.0    # close a device connection with no frame by then
+    listen_backlog: int = 1_024            # pending connections per TCP port
+    http_max_connections: int = 10_000     # per device HTTP port
+    http_header_timeout_s: float = 10.0    # device HTTP ports
+    device_tls_certificate: str = ""       # PEM paths for ssl:PORT listeners, both or neither
+    device_tls_key: str = ""
+    # [devices]: unknown identifiers (tracker.devices.DeviceDirectory).
+    refused_cache_s: float = 60.0          # remember an unknown identifier's refusal this long
+    unknown_rate_per_source: float = 5.0   # unknown identifiers per second and source address
+    unknown_rate_global: float = 50.0      # unknown identifiers per second in all
+    unknown_max_rows: int = 10_000         # unknown-device rows kept at most
+
+    @property
+    def web_tls(self) -> bool:
+        """Whether the web port speaks HTTPS."""
+        return bool(self.web_tls_certificate)
 
 
 DEFAULTS = Config()
@@ -125,6 +179,14 @@ def _build(data: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         if key.startswith("TRACKER_PROTOCOLS_"):
             name = _known_protocol(key.removeprefix("TRACKER_PROTOCOLS_").lower())
             protocols[name] = _addresses(name, [v for v in value.split(",") if v.strip()])
+    web_certificate, web_key = _tls_paths(web, "web")
+    device_certificate, device_key = _tls_paths(server, "server")
+    _check_ssl_addresses(protocols, has_certificate=bool(device_certificate))
+    listen_backlog = _number(server, "listen_backlog", DEFAULTS.listen_backlog, int)
+    if listen_backlog > MAX_LISTEN_BACKLOG:
+        raise ConfigError(f"server.listen_backlog must be at most {MAX_LISTEN_BACKLOG}, "
+                          f"not {listen_backlog}")
+    behind_proxy = _bool(web, "behind_proxy", DEFAULTS.web_behind_proxy, "web")
     config = Config(
         database_url=environ.get("TRACKER_DATABASE_URL", database.get("url", DEFAULTS.database_url)),
         web_port=_int(environ.get("TRACKER_WEB_PORT", web.get("port", DEFAULTS.web_port)), "web.port"),
@@ -138,6 +200,32 @@ def _build(data: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         writer_max_pending=_number(server, "writer_max_pending", DEFAULTS.writer_max_pending, int),
         event_defaults=dict(_table(data, "events")),
         push=dict(_table(data, "push")),
+        web_max_connections=_number(web, "max_connections", DEFAULTS.web_max_connections, int,
+                                    "web"),
+        web_header_timeout_s=_number(web, "header_timeout", DEFAULTS.web_header_timeout_s,
+                                     float, "web"),
+        web_tls_certificate=web_certificate,
+        web_tls_key=web_key,
+        web_behind_proxy=behind_proxy,
+        web_secure_cookies=_bool(web, "secure_cookies", bool(web_certificate) or behind_proxy,
+                                 "web"),
+        first_frame_timeout_s=_number(server, "first_frame_timeout",
+                                      DEFAULTS.first_frame_timeout_s, float),
+        listen_backlog=listen_backlog,
+        http_max_connections=_number(server, "http_max_connections",
+                                     DEFAULTS.http_max_connections, int),
+        http_header_timeout_s=_number(server, "http_header_timeout",
+                                      DEFAULTS.http_header_timeout_s, float),
+        device_tls_certificate=device_certificate,
+        device_tls_key=device_key,
+        refused_cache_s=_number(devices, "refused_cache", DEFAULTS.refused_cache_s, float,
+                                "devices"),
+        unknown_rate_per_source=_number(devices, "unknown_rate_per_source",
+                                        DEFAULTS.unknown_rate_per_source, float, "devices"),
+        unknown_rate_global=_number(devices, "unknown_rate_global",
+                                    DEFAULTS.unknown_rate_global, float, "devices"),
+        unknown_max_rows=_number(devices, "unknown_max_rows", DEFAULTS.unknown_max_rows, int,
+                                 "devices"),
     )
     from tracker.rules import SettingsError, profile_defaults  # shapely: only when loading
     try:
@@ -170,15 +258,68 @@ def _addresses(name: str, addresses: Any) -> tuple[ListenAddress, ...]:
     return tuple(ListenAddress.parse(str(a)) for a in addresses)
 
 
-def _number(table: Mapping[str, Any], key: str, default: float, kind: type) -> Any:
-    """table[key] as `kind` (int or float), which must be positive."""
+def _check_ssl_addresses(protocols: Mapping[str, tuple[ListenAddress, ...]], *,
+                         has_certificate: bool) -> None:
+    """ssl: listeners need the [server] certificate and a codec that speaks TCP."""
+    for name, addresses in protocols.items():
+        for address in addresses:
+            if address.transport != "ssl":
+                continue
+            if not any(a.startswith("tcp:") for a in CODECS[name].default_listen):
+                raise ConfigError(f"protocols.{name}: {address} needs a stream protocol; "
+                                  f"{name} is carried over "
+                                  f"{', '.join(a.split(':')[0] for a in CODECS[name].default_listen)}"
+                                  " only")
+            if not has_certificate:
+                raise ConfigError(f"protocols.{name}: {address} needs [server] tls_certificate "
+                                  "and tls_key")
+
+
+def _tls_paths(table: Mapping[str, Any], name: str) -> tuple[str, str]:
+    """(certificate, key) paths of a table, both or neither; the files must be readable."""
+    certificate = table.get("tls_certificate", "")
+    key = table.get("tls_key", "")
+    for option, value in (("tls_certificate", certificate), ("tls_key", key)):
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}.{option} must be a path string, not {value!r}")
+    if bool(certificate) != bool(key):
+        raise ConfigError(f"{name}.tls_certificate and {name}.tls_key must be given together")
+    for option, value in (("tls_certificate", certificate), ("tls_key", key)):
+        if value:
+            try:
+                with open(value, "rb"):
+                    pass
+            except OSError as error:
+                raise ConfigError(f"{name}.{option} {value!r} cannot be read: "
+                                  f"{error.strerror or error}") from None
+    return certificate, key
+
+
+def _bool(table: Mapping[str, Any], key: str, default: bool, name: str) -> bool:
     value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}.{key} must be true or false, not {value!r}")
+    return value
+
+
+def _number(table: Mapping[str, Any], key: str, default: float, kind: type,
+            name: str = "server") -> Any:
+    """table[key] as `kind` (int or float), which must be positive.
+
+    Numeric strings are accepted (as they always were); booleans are not, nor a
+    fractional value where an integer is wanted.
+    """
+    value = table.get(key, default)
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}.{key} must be a number, not {value!r}")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{name}.{key} must be a whole number, not {value!r}")
     try:
         number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"server.{key} must be a number, not {value!r}") from None
-    if number <= 0:
-        raise ConfigError(f"server.{key} must be positive, not {value!r}")
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name}.{key} must be a number, not {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise ConfigError(f"{name}.{key} must be positive and finite, not {value!r}")
     return number
 
 

@@ -10,17 +10,41 @@ Authentication (every /api endpoint that needs a user):
   so browser front ends written for Traccar keep working).  The token is opaque;
   the store keeps only its hash and its expiry.
 
-Login rate limiting: a failed password check (form login or Basic) counts against
-the email address and against the client address (IPv6 clients by their /64,
-which one subscriber usually holds whole).  Once either has `MAX_FAILURES`
-failures within `WINDOW_S` seconds, further attempts for it are refused with 429
-and ``Retry-After`` *without checking the password* (so guessing stops, and no
-Argon2 work is spent on it) until the oldest of those failures leaves the
-window.  Attempts still being checked count as well, so a burst of parallel
-guesses gets no more tries than a sequence (the excess waits its turn).  A
-successful login clears the email's count, not the address's.  The table is in
-memory (one process), bounded to `MAX_TRACKED_KEYS` entries, and its clock is
-the reactor's, so tests drive it with `twisted.internet.task.Clock`.
+Login rate limiting: a failed password check (form login or Basic) counts
+against three keys, each with a sliding window:
+
+- the pair (account, client address): `MAX_FAILURES` in `WINDOW_S` (5 in 5 min);
+- the client address across all accounts (password spraying): `MAX_FAILURES` in
+  `WINDOW_S` as well;
+- the account from all addresses together: `ACCOUNT_MAX_FAILURES` in
+  `ACCOUNT_WINDOW_S` (30 in an hour), a slow limit on guessing from many
+  addresses (a botnet gets 30 guesses an hour per account, not 5 per address).
+
+IPv6 clients count by their /64, which one subscriber usually holds whole.  Once
+any of the three keys of an attempt has reached its limit, the attempt is
+refused with 429 and ``Retry-After`` *without checking the password* (so
+guessing stops, and no Argon2 work is spent on it) until the oldest failure of
+that key leaves its window.  So wrong passwords from one address lock that
+address out (for that account, and after the spray limit for every account),
+but the right password from another address still works.
+
+Trade-off of the account limit: whoever sends 30 wrong passwords for an account
+within an hour, from any addresses, locks it for every address that has not
+logged in to it before, for up to an hour.  Addresses that have logged in to the
+account successfully within `TRUSTED_S` (7 days, a session's lifetime) are exempt
+from the account limit (not from the other two), so the owner's browser, phone
+app and Basic-auth integrations keep working during such an attack.  A success
+clears the pair's count; it does not clear the address's or the account's (with
+Basic every API call is a login, and clearing the account's count on each would
+make its limit void).
+
+Attempts still being checked count as well, so a burst of parallel guesses gets
+no more tries than a sequence (the excess waits its turn).  The table is in
+memory (one process), bounded to `MAX_TRACKED_KEYS` failure keys and as many
+trusted pairs, and its clock is the reactor's, so tests drive it with
+`twisted.internet.task.Clock`.  Keys are bounded too: an account is keyed by a
+truncated SHA-256 of its casefolded, stripped e-mail (never the raw string, which
+may be 64 KB), a client address longer than `MAX_CLIENT_KEY_CHARS` by its hash.
 The client address is the TCP peer: behind a reverse proxy every client shares
 the proxy's address, so per-address limiting then acts on the proxy (forwarded
 headers are not trusted, because any client can send them).
@@ -44,6 +68,7 @@ import binascii
 import collections
 import dataclasses
 import datetime as dt
+import hashlib
 import ipaddress
 import math
 import re
@@ -64,9 +89,14 @@ COOKIE_NAME = b"JSESSIONID"
 REALM = "tracker"
 SESSION_LIFETIME = dt.timedelta(days=7)
 
-MAX_FAILURES = 5
+MAX_FAILURES = 5                 # per (account, address) and per address, in WINDOW_S
 WINDOW_S = 300.0
+ACCOUNT_MAX_FAILURES = 30        # per account from all addresses, in ACCOUNT_WINDOW_S
+ACCOUNT_WINDOW_S = 3_600.0
+TRUSTED_S = 7 * 86_400.0         # a successful address is exempt from the account limit
 MAX_TRACKED_KEYS = 100_000
+MAX_CLIENT_KEY_CHARS = 64
+KEY_HASH_CHARS = 32              # hex digits of SHA-256 kept (128 bits)
 
 UNSAFE_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
 
@@ -180,10 +210,38 @@ def expired_session_cookie(*, secure: bool) -> bytes:
 
 # -- rate limiting -----------------------------------------------------------------
 
-class LoginRateLimiter:
-    """Failed logins per key in a sliding window; see the module docstring.
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Key:
+    """One limiter key and its limit."""
 
-    Attempts still being checked count against the limit too, so that a burst
+    name: str
+    max_failures: int
+    window_s: float
+
+
+def account_key(email: str) -> str:
+    """A bounded key for an account: truncated SHA-256 of the casefolded, stripped e-mail."""
+    normal = email.strip().casefold().encode("utf-8", "surrogatepass")
+    return hashlib.sha256(normal).hexdigest()[:KEY_HASH_CHARS]
+
+
+def _client_part(client: str) -> str:
+    if len(client) <= MAX_CLIENT_KEY_CHARS:
+        return client
+    return "#" + hashlib.sha256(client.encode("utf-8", "surrogatepass")).hexdigest()[
+        :KEY_HASH_CHARS]
+
+
+class LoginRateLimiter:
+    """Failed logins per key in sliding windows; see the module docstring.
+
+    `max_failures` in `window_s` applies to each (account, client) pair,
+    `client_max_failures` (default: `max_failures`) in `window_s` to each client
+    across accounts, `account_max_failures` in `account_window_s` to each account
+    across clients.  Clients that logged in to an account within `trusted_s`
+    are exempt from that account's limit.
+
+    Attempts still being checked count against the limits too, so that a burst
     of parallel guesses cannot all pass the check before the first failure is
     recorded: when a key's recent failures plus its attempts in flight reach the
     limit, a further attempt waits (`wait_for_slot`) until one finishes and is
@@ -192,31 +250,62 @@ class LoginRateLimiter:
     """
 
     def __init__(self, clock: IReactorTime, *, max_failures: int = MAX_FAILURES,
-                 window_s: float = WINDOW_S, max_keys: int = MAX_TRACKED_KEYS):
+                 window_s: float = WINDOW_S, client_max_failures: int | None = None,
+                 account_max_failures: int = ACCOUNT_MAX_FAILURES,
+                 account_window_s: float = ACCOUNT_WINDOW_S, trusted_s: float = TRUSTED_S,
+                 max_keys: int = MAX_TRACKED_KEYS):
         self._clock = clock
         self._max_failures = max_failures
         self._window_s = window_s
+        self._client_max_failures = (max_failures if client_max_failures is None
+                                     else client_max_failures)
+        self._account_max_failures = account_max_failures
+        self._account_window_s = account_window_s
+        self._trusted_s = trusted_s
         self._max_keys = max_keys
-        # key -> times of its latest failures (at most max_failures), oldest first;
+        # key -> times of its latest failures (at most its limit), oldest first;
         # keys ordered by their latest failure, so the stalest are evicted first.
         self._failures: collections.OrderedDict[str, collections.deque[float]] = (
             collections.OrderedDict())
+        # pair key -> time of its latest success, oldest first.
+        self._trusted: collections.OrderedDict[str, float] = collections.OrderedDict()
         self._in_flight: collections.Counter[str] = collections.Counter()
         self._waiters: list[Deferred[None]] = []
 
     @staticmethod
-    def _keys(email: str, client: str) -> tuple[str, str]:
-        return "email:" + email.strip().casefold(), "client:" + client
+    def _pair(account: str, client: str) -> str:
+        return f"pair:{account}|{client}"
 
-    def _recent(self, key: str, now: float) -> collections.deque[float]:
-        """The key's failures inside the window (older ones are dropped)."""
-        times = self._failures.get(key)
+    def _keys(self, email: str, client: str, *, all_keys: bool = False) -> list[_Key]:
+        """The keys an attempt counts against (`all_keys`: the account's too, even
+        when the client is trusted for it)."""
+        account, client = account_key(email), _client_part(client)
+        pair = self._pair(account, client)
+        keys = [_Key(pair, self._max_failures, self._window_s),
+                _Key("client:" + client, self._client_max_failures, self._window_s)]
+        if all_keys or not self._is_trusted(pair):
+            keys.append(_Key("account:" + account, self._account_max_failures,
+                             self._account_window_s))
+        return keys
+
+    def _is_trusted(self, pair: str) -> bool:
+        since = self._trusted.get(pair)
+        if since is None:
+            return False
+        if since <= self._clock.seconds() - self._trusted_s:
+            del self._trusted[pair]
+            return False
+        return True
+
+    def _recent(self, key: _Key, now: float) -> collections.deque[float]:
+        """The key's failures inside its window (older ones are dropped)."""
+        times = self._failures.get(key.name)
         if times is None:
             return collections.deque()
-        while times and times[0] <= now - self._window_s:
+        while times and times[0] <= now - key.window_s:
             times.popleft()
         if not times:
-            del self._failures[key]
+            del self._failures[key.name]
         return times
 
     def retry_after_s(self, email: str, client: str) -> int | None:
@@ -225,8 +314,8 @@ class LoginRateLimiter:
         waits = []
         for key in self._keys(email, client):
             times = self._recent(key, now)
-            if len(times) >= self._max_failures:
-                waits.append(times[0] + self._window_s - now)
+            if len(times) >= key.max_failures:
+                waits.append(times[0] + key.window_s - now)
         if not waits:
             return None
         return max(1, math.ceil(max(waits)))
@@ -234,7 +323,7 @@ class LoginRateLimiter:
     def has_slot(self, email: str, client: str) -> bool:
         """Whether an attempt may start now (failures + attempts in flight < limit)."""
         now = self._clock.seconds()
-        return all(len(self._recent(key, now)) + self._in_flight[key] < self._max_failures
+        return all(len(self._recent(key, now)) + self._in_flight[key.name] < key.max_failures
                    for key in self._keys(email, client))
 
     def wait_for_slot(self) -> Deferred[None]:
@@ -244,17 +333,17 @@ class LoginRateLimiter:
         return waiter
 
     def start_attempt(self, email: str, client: str) -> None:
-        for key in self._keys(email, client):
-            self._in_flight[key] += 1
+        for key in self._keys(email, client, all_keys=True):
+            self._in_flight[key.name] += 1
 
     def finish_attempt(self, email: str, client: str, *, succeeded: bool | None) -> None:
         """End an attempt: True success, False wrong password, None not judged (error)."""
-        for key in self._keys(email, client):
-            self._in_flight[key] -= 1
-            if self._in_flight[key] <= 0:
-                del self._in_flight[key]
+        for key in self._keys(email, client, all_keys=True):
+            self._in_flight[key.name] -= 1
+            if self._in_flight[key.name] <= 0:
+                del self._in_flight[key.name]
         if succeeded is True:
-            self.record_success(email)
+            self.record_success(email, client)
         elif succeeded is False:
             self.record_failure(email, client)
         waiters, self._waiters = self._waiters, []
@@ -262,20 +351,32 @@ class LoginRateLimiter:
             waiter.callback(None)
 
     def record_failure(self, email: str, client: str) -> None:
+        """Count a wrong password against the pair, the client and the account."""
         now = self._clock.seconds()
-        for key in self._keys(email, client):
-            times = self._failures.get(key)
+        for key in self._keys(email, client, all_keys=True):
+            times = self._failures.get(key.name)
             if times is None:
-                times = self._failures[key] = collections.deque(maxlen=self._max_failures)
+                times = self._failures[key.name] = collections.deque(maxlen=key.max_failures)
             times.append(now)
-            self._failures.move_to_end(key)
+            self._failures.move_to_end(key.name)
         while len(self._failures) > self._max_keys:
             self._failures.popitem(last=False)
 
-    def record_success(self, email: str) -> None:
-        self._failures.pop(self._keys(email, "")[0], None)
+    def record_success(self, email: str, client: str) -> None:
+        """Clear the pair's count and trust the client for this account."""
+        pair = self._pair(account_key(email), _client_part(client))
+        self._failures.pop(pair, None)
+        self._trusted[pair] = self._clock.seconds()
+        self._trusted.move_to_end(pair)
+        while len(self._trusted) > self._max_keys:
+            self._trusted.popitem(last=False)
+
+    def tracked_keys(self) -> list[str]:
+        """Every key the limiter holds (failure keys, then trusted pairs)."""
+        return [*self._failures, *self._trusted]
 
     def __len__(self) -> int:
+        """The number of keys with failures."""
         return len(self._failures)
 
 
@@ -377,6 +478,6 @@ class Authenticator:
 
 __all__ = [
     "AuthenticationFailed", "Authenticator", "COOKIE_NAME", "LoginRateLimiter",
-    "TooManyAttempts", "UNSAFE_METHODS", "client_key", "parse_basic", "same_origin",
+    "TooManyAttempts", "UNSAFE_METHODS", "account_key", "client_key", "parse_basic", "same_origin",
     "session_cookie", "session_token",
 ]

@@ -45,7 +45,7 @@ def test_an_empty_protocol_list_disables_it():
     ('[devices]\nunknown = "maybe"\n', "devices.unknown"),
     ('[protocols]\nnosuch = ["tcp:1"]\n', "unknown protocol 'nosuch'"),
     ('[protocols]\ngt06 = "tcp:5023"\n', "must be a list"),
-    ('[protocols]\ngt06 = ["sctp:5023"]\n', "expected tcp:PORT, udp:PORT or http:PORT"),
+    ('[protocols]\ngt06 = ["sctp:5023"]\n', "expected tcp:PORT, ssl:PORT, udp:PORT or http:PORT"),
     ('[protocols]\ngt06 = ["tcp:99999"]\n', "out of range"),
     ('[web]\nport = "eighty"\n', "web.port must be an integer"),
     ('[web\n', "cannot read config"),

@@ -21,8 +21,15 @@ from tests.web.harness import (
     parse_response,
 )
 from web.auth import (
+    ACCOUNT_MAX_FAILURES,
+    ACCOUNT_WINDOW_S,
+    MAX_CLIENT_KEY_CHARS,
+    MAX_FAILURES,
+    TRUSTED_S,
+    WINDOW_S,
     AuthenticationFailed,
     LoginRateLimiter,
+    account_key,
     parse_basic,
     same_origin,
     session_cookie,
@@ -111,8 +118,10 @@ def test_limiter_blocks_after_five_failures_and_recovers_after_the_window():
     assert limiter.retry_after_s("a@x", "1.2.3.4") is None
     limiter.record_failure("a@x", "1.2.3.4")
     assert limiter.retry_after_s("a@x", "1.2.3.4") == 300 - 40
-    assert limiter.retry_after_s("A@X ", "9.9.9.9") == 260       # same email, other client
     assert limiter.retry_after_s("other@x", "1.2.3.4") == 260    # same client, other email
+    # Changed with the per-(account, address) limit: the same email from another
+    # address is no longer locked (it used to be, which let anyone lock any account).
+    assert limiter.retry_after_s("A@X ", "9.9.9.9") is None
     assert limiter.retry_after_s("other@x", "9.9.9.9") is None
     clock.advance(259)
     assert limiter.retry_after_s("a@x", "1.2.3.4") == 1
@@ -120,20 +129,99 @@ def test_limiter_blocks_after_five_failures_and_recovers_after_the_window():
     assert limiter.retry_after_s("a@x", "1.2.3.4") is None
 
 
-def test_limiter_success_clears_the_email_but_not_the_client():
+def test_limiter_success_clears_the_pair_but_not_the_client():
     limiter = LoginRateLimiter(Clock())
     for _ in range(5):
         limiter.record_failure("a@x", "1.2.3.4")
-    limiter.record_success("a@x")
+    limiter.record_success("a@x", "5.5.5.5")
     assert limiter.retry_after_s("a@x", "5.5.5.5") is None
     assert limiter.retry_after_s("a@x", "1.2.3.4") == 300
+
+
+def test_limiter_five_wrong_from_one_address_leave_the_account_open_elsewhere():
+    clock = Clock()
+    limiter = LoginRateLimiter(clock)
+    for _ in range(MAX_FAILURES):
+        limiter.record_failure("a@x", "198.51.100.1")
+    assert limiter.retry_after_s("a@x", "198.51.100.1") == WINDOW_S
+    assert limiter.retry_after_s("a@x", "198.51.100.2") is None
+    assert limiter.has_slot("a@x", "198.51.100.2")
+    assert not limiter.has_slot("a@x", "198.51.100.1")
+
+
+def test_limiter_account_limit_across_addresses():
+    """30 failures from 30 addresses in an hour lock the account for new addresses."""
+    clock = Clock()
+    limiter = LoginRateLimiter(clock)
+    limiter.record_success("a@x", "203.0.113.200")          # the owner's address
+    for n in range(ACCOUNT_MAX_FAILURES - 1):
+        limiter.record_failure("a@x", f"198.51.100.{n}")
+        clock.advance(60)
+    assert limiter.retry_after_s("a@x", "192.0.2.1") is None
+    limiter.record_failure("a@x", "198.51.100.250")
+    # the oldest failure was (ACCOUNT_MAX_FAILURES - 1) * 60 s ago
+    expected = ACCOUNT_WINDOW_S - (ACCOUNT_MAX_FAILURES - 1) * 60
+    assert limiter.retry_after_s("a@x", "192.0.2.1") == expected
+    assert limiter.retry_after_s("other@x", "192.0.2.1") is None    # other accounts unaffected
+    # an address that logged in to the account before is exempt from the account limit
+    assert limiter.retry_after_s("a@x", "203.0.113.200") is None
+    clock.advance(expected)
+    assert limiter.retry_after_s("a@x", "192.0.2.1") is None
+
+
+def test_limiter_trust_expires():
+    clock = Clock()
+    limiter = LoginRateLimiter(clock, account_max_failures=3)
+    limiter.record_success("a@x", "203.0.113.200")
+    clock.advance(TRUSTED_S - 10)
+    for n in range(3):
+        limiter.record_failure("a@x", f"198.51.100.{n}")
+    assert limiter.retry_after_s("a@x", "203.0.113.200") is None
+    clock.advance(10)
+    assert limiter.retry_after_s("a@x", "203.0.113.200") == ACCOUNT_WINDOW_S - 10
+
+
+def test_limiter_trusted_address_failures_still_count_for_the_account():
+    limiter = LoginRateLimiter(Clock(), account_max_failures=3, max_failures=10)
+    limiter.record_success("a@x", "203.0.113.200")
+    for _ in range(3):
+        limiter.record_failure("a@x", "203.0.113.200")
+    assert limiter.retry_after_s("a@x", "203.0.113.200") is None   # exempt itself
+    assert limiter.retry_after_s("a@x", "192.0.2.1") is not None   # but the count is there
 
 
 def test_limiter_memory_is_bounded():
     limiter = LoginRateLimiter(Clock(), max_keys=10)
     for n in range(100):
         limiter.record_failure(f"user{n}@x", f"10.0.0.{n}")
+        limiter.record_success(f"user{n}@x", f"10.0.1.{n}")
     assert len(limiter) == 10
+    assert len(limiter.tracked_keys()) == 20
+
+
+def test_limiter_keys_are_bounded_for_huge_emails_and_clients():
+    """A 64 KB email (and an absurd client string) is kept as a short hash, never whole."""
+    limiter = LoginRateLimiter(Clock())
+    email = "a" * 65_536 + "@example.com"
+    client = "x" * 10_000
+    for _ in range(3):
+        limiter.record_failure(email, client)
+    limiter.record_success(email, "192.0.2.9")
+    keys = limiter.tracked_keys()
+    assert len(keys) == 4               # pair, client, account; trusted pair
+    assert all(len(key) < 2 * MAX_CLIENT_KEY_CHARS + 16 for key in keys)
+    assert sum(len(key) for key in keys) < 1_000
+    assert not any("aaaaaaaa" in key or "xxxxxxxx" in key for key in keys)
+    assert len(account_key(email)) == 32
+    assert account_key(" A@X ") == account_key("a@x") != account_key("b@x")
+    assert limiter.retry_after_s(email.upper(), client) is None          # 3 < 5
+    limiter.record_failure(email.upper(), client)
+    limiter.record_failure(email, client)
+    assert limiter.retry_after_s(email, client) == 300
+
+
+def test_limiter_account_key_accepts_lone_surrogates():
+    assert len(account_key("\udcff@x")) == 32
 
 
 # -- login form --------------------------------------------------------------------
@@ -322,19 +410,45 @@ def test_basic_header_wins_over_the_cookie(world):
 
 # -- rate limiting through the site --------------------------------------------------
 
-def test_five_failed_logins_lock_the_email_then_it_recovers(world):
+def test_five_failed_logins_lock_the_email_from_that_address_then_it_recovers(world):
     for _ in range(5):
         assert login(world.client, password="wrong").status == 401
     response = login(world.client)            # the right password, but too late
     assert response.status == 429
     assert response.header("Retry-After") == "300"
     assert response.json()["status"] == 429
-    # from another address the email is locked too
-    assert login(world.client, peer="192.0.2.7").status == 429
     world.reactor.advance(299)
     assert login(world.client).header("Retry-After") == "1"
     world.reactor.advance(1)
     assert login(world.client).status == 200
+
+
+def test_wrong_passwords_from_one_address_do_not_lock_the_account_elsewhere(world):
+    """Finding 8: five wrong passwords from A used to lock the account for everyone.
+    (This replaces the old assertion that another address got 429 as well.)"""
+    for _ in range(5):
+        assert login(world.client, password="wrong", peer="198.51.100.1").status == 401
+    assert login(world.client, peer="198.51.100.1").status == 429
+    assert login(world.client, peer="198.51.100.2").status == 200
+    # Basic from a third address works too
+    response = world.client.request("GET", "/api/devices", auth=ALICE, use_cookies=False,
+                                    peer="198.51.100.3")
+    assert response.status == 200
+
+
+def test_many_addresses_guessing_one_account_hit_the_account_limit(world):
+    """30 failures in an hour from 10 addresses: new addresses get 429 for an hour,
+    the owner's address that logged in before does not."""
+    assert login(world.client, peer="203.0.113.200").status == 200
+    for n in range(30):
+        assert login(world.client, password="wrong", peer=f"198.51.100.{n // 3}").status == 401
+    response = login(world.client, peer="192.0.2.77")
+    assert response.status == 429
+    assert response.header("Retry-After") == "3600"
+    assert login(world.client, *BOB, peer="192.0.2.77").status == 200   # other accounts
+    assert login(world.client, peer="203.0.113.200").status == 200     # trusted address
+    world.reactor.advance(3600)
+    assert login(world.client, peer="192.0.2.77").status == 200
 
 
 def test_five_failures_from_one_address_lock_that_address(world):
