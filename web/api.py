@@ -45,15 +45,32 @@ Conventions:
 - Errors are JSON ``{"status", "error", "message"}`` with the status code; an
   unexpected exception is logged with its traceback and the client gets a 500
   with no detail.  Nothing a client sends can take the server down.
+- Every request finishes: if building or writing the answer raises (the error
+  answer included), the failure is logged, the client gets a fixed JSON 500 with
+  ``Connection: close`` (or, when part of the answer was already sent, just the
+  close) and the connection is closed (`_answer`, `_last_resort`).  JSON bodies are
+  ASCII (``ensure_ascii``: a lone surrogate in old stored data is sent as the
+  escape ``\\ud800``); header values are Latin-1 with anything else replaced, so
+  they cannot fail to encode or inject a header.
 - Every response carries ``Cache-Control: no-store`` and ``X-Content-Type-Options:
   nosniff``; JSON bodies are ``application/json; charset=utf-8`` (GeoJSON ones
   ``application/geo+json``).
 - Unknown path: 404.  Known path, wrong method: 405 with ``Allow``.  HEAD works
   wherever GET does.  Request bodies are capped at `MAX_BODY_BYTES` (413).
 - JSON bodies (POST, PUT, and DELETE /api/permissions) must be
-  ``application/json`` (415) and a JSON object (400 when malformed).  Invalid input
-  is a 400 naming the field (`tracker.editing.EditError`); a referenced object that
-  does not exist or is not visible is a 404 (the store's `NotFoundError`); deleting
+  ``application/json`` (415) and a JSON object (400 when malformed).  Every body
+  passes one gate first, `web.validation.parse_json`, and is refused (400, nothing
+  stored) unless: it is UTF-8; arrays and objects nest at most 32 levels (the body
+  is level 1; checked before parsing, so no depth can exhaust the stack);
+  integers are within the signed 64-bit range (booleans are not integers);
+  numbers are finite (no ``NaN``/``Infinity`` literals, no ``1e400``); no string or
+  key holds a lone UTF-16 surrogate (``"\\ud800"``) or NUL; no key repeats.  The
+  message starts with the path of the offending value, e.g. ``attributes.k: lone
+  UTF-16 surrogate U+D800 not allowed``.  Then each handler checks the type of
+  every field it reads: invalid input, a list where a text is expected included,
+  is a 400 naming the field (`tracker.editing.EditError`), never a 500.  Nothing
+  is stored on a refusal: every check runs before the write.  A referenced object
+  that does not exist or is not visible is a 404 (the store's `NotFoundError`); deleting
   what a rule still uses is a 409 (`InUseError`).  After every successful
   configuration write ``ApiContext.config_changed`` is called.
 - Scoping, and what an invisible object looks like: list filters (``id`` and
@@ -68,7 +85,15 @@ Conventions:
   ``to``, only one of ``from``/``to``, ``from``/``to`` without ``deviceId``, ``id``
   together with ``deviceId``.  A ``+`` offset sent unencoded in the query (which
   form decoding turns into a space) is repaired.  Unknown parameters are ignored,
-  as Traccar does.
+  as Traccar does.  Integer parameters and path ids have at most 18 digits (so
+  always fit 64 bits); text parameters and form fields (``POST /api/session``)
+  must be UTF-8 without NUL (400).
+- Commands: ``POST /api/commands/send`` and ``GET /api/commands/types?deviceId=``
+  check that the device is visible before anything else about the command, so a
+  device of another organisation and one that does not exist get the same 404
+  ``no device with id N`` whatever the type and attributes (nothing about its
+  existence, connection or protocol shows).  A custom command's
+  ``attributes.data`` has at most `MAX_COMMAND_DATA` characters.
 """
 
 from __future__ import annotations
@@ -76,7 +101,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-import json
 import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -88,6 +112,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
@@ -106,11 +131,15 @@ from web.auth import (
     TooManyAttempts,
     same_origin,
 )
+from web.validation import InputError, check_text, parse_json
 
 log = Logger()
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_IDS = 1000
+# Characters of a custom command's attributes.data: device command texts are short,
+# and GT06's online command carries at most 251 (a one-byte length).
+MAX_COMMAND_DATA = 250
 JSON_TYPE = b"application/json; charset=utf-8"
 GEOJSON_TYPE = b"application/geo+json"   # RFC 7946: no charset parameter (always UTF-8)
 
@@ -168,18 +197,75 @@ def _start_headers(request: IRequest) -> None:
 
 
 def _write(request: IRequest, reply: Reply) -> None:
+    """Write `reply` and finish.  The body is serialised first, so a value that cannot
+    be serialised raises before anything of the answer is set."""
+    body = None if reply.body is None else jsonshapes.dumps(reply.body)
     request.setResponseCode(reply.status)
     for name, value in reply.headers.items():
-        request.setHeader(name.encode("ascii"), value.encode("latin-1"))
-    if reply.body is None:
+        request.setHeader(_header_name(name), _header_bytes(value))
+    if body is None:
         if reply.status != HTTPStatus.NO_CONTENT:   # 204 has no Content-Length (RFC 9110)
             request.setHeader(b"Content-Length", b"0")
     else:
-        body = jsonshapes.dumps(reply.body)
         request.setHeader(b"Content-Type", reply.content_type)
         request.setHeader(b"Content-Length", str(len(body)).encode("ascii"))
         request.write(body)
     request.finish()
+
+
+def _header_bytes(text: str) -> bytes:
+    """A header value as bytes that never fail to encode: Latin-1 (RFC 9110's
+    field-value octets), other characters as ``?``, control characters as spaces
+    (so no value can end the header or inject another)."""
+    return _CONTROL_RE.sub(" ", text).encode("latin-1", "replace")
+
+
+def _header_name(text: str) -> bytes:
+    """A header name as RFC 9110 token bytes: any other character becomes ``-``."""
+    return _NON_TOKEN_RE.sub("-", text).encode("ascii") or b"X-Invalid"
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_NON_TOKEN_RE = re.compile(r"[^!#$%&'*+.^_`|~0-9A-Za-z-]")
+_LAST_RESORT_BODY = (b'{"status":500,"error":"Internal Server Error",'
+                     b'"message":"internal server error"}')
+
+
+def _answer(request: IRequest, build: Callable[[], Reply]) -> None:
+    """Write the reply `build` makes.  If building or writing it raises, the failure
+    is logged and the request still ends: a fixed 500 (when nothing of the answer
+    was sent yet) and the connection closed (`_last_resort`)."""
+    try:
+        _write(request, build())
+    except Exception:
+        log.failure("could not answer {method} {path}", method=_printable(request.method),
+                    path=_printable(request.path))
+        _last_resort(request)
+
+
+def _last_resort(request: IRequest) -> None:
+    """End a request whose answer failed: a plain JSON 500 with ``Connection: close``
+    if no byte was written yet, then close the connection whatever happens."""
+    channel = getattr(request, "channel", None)   # finish() detaches it from the request
+    try:
+        if not request.finished and not request.startedWriting:
+            request.setResponseCode(500)
+            request.responseHeaders = Headers()
+            _start_headers(request)
+            request.setHeader(b"Connection", b"close")
+            request.setHeader(b"Content-Type", JSON_TYPE)
+            request.setHeader(b"Content-Length", str(len(_LAST_RESORT_BODY)).encode("ascii"))
+            request.write(_LAST_RESORT_BODY)
+        if not request.finished:
+            request.finish()
+    except Exception:
+        log.failure("could not write the last-resort 500")
+    finally:
+        try:
+            if channel is not None:
+                channel.loseConnection()
+        except Exception:
+            log.failure("could not close the connection")
 
 
 def error_reply(status: int, message: str, headers: Mapping[str, str] | None = None) -> Reply:
@@ -251,7 +337,7 @@ class JsonResource(Resource):
         method = request.method.upper()
         route = self.route(request)
         if route is None or not route[0]:
-            _write(request, error_reply(404, "no such resource"))
+            _answer(request, lambda: error_reply(404, "no such resource"))
             return server.NOT_DONE_YET
         methods, arguments = route
         if method == b"HEAD" and b"HEAD" not in methods:
@@ -260,7 +346,7 @@ class JsonResource(Resource):
         if name is None:
             allowed = sorted(methods) + ([b"HEAD"] if b"GET" in methods else [])
             allow = ", ".join(m.decode() for m in allowed)
-            _write(request, error_reply(405, "method not allowed", {"Allow": allow}))
+            _answer(request, lambda: error_reply(405, "method not allowed", {"Allow": allow}))
             return server.NOT_DONE_YET
         handler = getattr(self, name)
         if arguments:
@@ -272,21 +358,23 @@ class JsonResource(Resource):
         def done(reply: Any) -> None:
             if disconnected:
                 return
-            if not isinstance(reply, Reply):
-                reply = Reply(200, reply)
-            _write(request, reply)
+            _answer(request, lambda: reply if isinstance(reply, Reply) else Reply(200, reply))
 
         def failed(failure: Failure) -> None:
             if disconnected:
                 log.failure("error after the client left {method} {path}", failure,
                             method=_printable(request.method), path=_printable(request.path))
                 return
-            _write(request, _reply_for_failure(request, failure))
+            _answer(request, lambda: _reply_for_failure(request, failure))
+
+        def broken(failure: Failure) -> None:   # done or failed raised: a bug here
+            log.failure("error answering {method} {path}", failure,
+                        method=_printable(request.method), path=_printable(request.path))
+            _last_resort(request)
 
         d = Deferred.fromCoroutine(self._serve(request, method, handler))
-        d.addCallback(done)
-        d.addErrback(failed)
-        d.addErrback(lambda f: log.failure("could not write the response", f))
+        d.addCallbacks(done, failed)
+        d.addErrback(broken)
         return server.NOT_DONE_YET
 
     async def _serve(self, request: IRequest, method: bytes, handler: Handler) -> Any:
@@ -350,7 +438,7 @@ class NotFound(Resource):
 
     def render(self, request: IRequest):
         _start_headers(request)
-        _write(request, error_reply(404, "no such resource"))
+        _answer(request, lambda: error_reply(404, "no such resource"))
         return server.NOT_DONE_YET
 
 
@@ -490,17 +578,18 @@ class CommandSendResource(JsonResource):
             raise ApiError(503, "commands are not available on this server")
         body = _json_body(request)
         device_id = body.get("deviceId")
+        if not isinstance(device_id, int) or isinstance(device_id, bool):
+            raise ApiError(400, "deviceId must be an integer")
+        # Visibility first: whether another organisation's device exists, is online or
+        # what its protocol takes must not show in the answer to a bad command.
+        if not await self.context.call(_may_see_device, self.context.store, user, device_id):
+            raise no_such_device(device_id)
         command_type = body.get("type")
         attributes = body.get("attributes")
         attributes = {} if attributes is None else attributes
-        if not isinstance(device_id, int) or isinstance(device_id, bool):
-            raise ApiError(400, "deviceId must be an integer")
         if not isinstance(attributes, dict):
             raise ApiError(400, "attributes must be an object")
-        _check_command(command_type, attributes,
-                       self.context.commands.command_types(device_id))
-        if not await self.context.call(_may_see_device, self.context.store, user, device_id):
-            raise ApiError(404, f"no device with id {device_id}")
+        _check_command(command_type, attributes, self.context.commands.command_types(device_id))
         command = await self.context.commands.queue(device_id, command_type, attributes, user.id)
         if command.status == "failed":
             raise ApiError(400, f"the device cannot take this command: {command.result}")
@@ -515,12 +604,13 @@ class CommandTypesResource(JsonResource):
     methods = {b"GET": "get"}
 
     async def get(self, request: IRequest, user: User) -> Any:
-        device_ids = int_params(request, "deviceId")
+        device_id = single_int_param(request, "deviceId")
         types = COMMAND_TYPES
-        if device_ids and self.context.commands is not None:
-            if not await self.context.call(_may_see_device, self.context.store, user, device_ids[0]):
-                raise ApiError(404, f"no device with id {device_ids[0]}")
-            types = self.context.commands.command_types(device_ids[0]) or COMMAND_TYPES
+        if device_id is not None:
+            if not await self.context.call(_may_see_device, self.context.store, user, device_id):
+                raise no_such_device(device_id)
+            if self.context.commands is not None:
+                types = self.context.commands.command_types(device_id) or COMMAND_TYPES
         return [{"type": t} for t in sorted(types)]
 
 
@@ -541,10 +631,16 @@ def _may_see_device(store: Store, user: User, device_id: int) -> bool:
     return any(d.id == device_id for d in store.devices(user))
 
 
+def no_such_device(device_id: int) -> ApiError:
+    """The 404 of a ``deviceId`` that does not exist or is not visible: one answer
+    for both, so it does not tell which."""
+    return ApiError(404, f"no device with id {device_id}")
+
+
 def _check_command(command_type: Any, attributes: Mapping[str, Any],
                    supported: frozenset[str] | None) -> None:
     """400 unless the command is well-formed (and carried by the connected device)."""
-    if command_type not in COMMAND_TYPES:
+    if not isinstance(command_type, str) or command_type not in COMMAND_TYPES:
         raise ApiError(400, f"type must be one of {', '.join(sorted(COMMAND_TYPES))}")
     if supported is not None and command_type not in supported:
         raise ApiError(400, f"the device's protocol cannot carry {command_type}; "
@@ -553,9 +649,13 @@ def _check_command(command_type: Any, attributes: Mapping[str, Any],
         frequency = attributes.get("frequency")
         if not isinstance(frequency, int) or isinstance(frequency, bool) or frequency <= 0:
             raise ApiError(400, "positionPeriodic needs attributes.frequency in seconds (integer)")
-    if command_type == "custom" and not (isinstance(attributes.get("data"), str)
-                                         and attributes["data"]):
-        raise ApiError(400, "custom needs attributes.data (text)")
+    if command_type == "custom":
+        data = attributes.get("data")
+        if not (isinstance(data, str) and data):
+            raise ApiError(400, "custom needs attributes.data (text)")
+        if len(data) > MAX_COMMAND_DATA:
+            raise ApiError(400, f"attributes.data: at most {MAX_COMMAND_DATA} characters, "
+                                f"got {len(data)}")
 
 
 def json_body(request: IRequest, item_id: int | None = None) -> dict[str, Any]:
@@ -565,19 +665,22 @@ def json_body(request: IRequest, item_id: int | None = None) -> dict[str, Any]:
     if item_id is not None:
         sent = body.get("id")
         if sent not in (None, 0, item_id) or isinstance(sent, bool):
-            raise ApiError(400, f"id: the body's id {sent!r} is not the id in the path ({item_id})")
+            shown = repr(sent) if len(repr(sent)) <= 40 else repr(sent)[:40] + "..."
+            raise ApiError(400, f"id: the body's id {shown} is not the id in the path ({item_id})")
     return body
 
 
 def _json_body(request: IRequest) -> dict[str, Any]:
+    """The body as a JSON object, through `web.validation.parse_json` (depth, int64,
+    finite numbers, no lone surrogates or NUL): its refusals are 400s naming the field."""
     content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
     if content_type != b"application/json":
         raise ApiError(415, "send the body as application/json")
     request.content.seek(0)
     try:
-        body = json.loads(request.content.read())
-    except (UnicodeDecodeError, ValueError):
-        raise ApiError(400, "malformed JSON body") from None
+        body = parse_json(request.content.read())
+    except InputError as error:
+        raise ApiError(400, str(error)) from None
     if not isinstance(body, dict):
         raise ApiError(400, "the JSON body must be an object")
     return body
@@ -611,9 +714,11 @@ def str_params(request: IRequest, name: str) -> list[str]:
     if len(values) > MAX_IDS:
         raise ApiError(400, f"at most {MAX_IDS} values of {name}")
     try:
-        return [value.decode("utf-8") for value in values]
+        return [check_text(name, value.decode("utf-8")) for value in values]
     except UnicodeDecodeError:
         raise ApiError(400, f"{name} is not valid UTF-8") from None
+    except InputError as error:
+        raise ApiError(400, str(error)) from None
 
 
 def int_params(request: IRequest, name: str) -> list[int]:
@@ -668,11 +773,19 @@ def _form_fields(request: IRequest) -> dict[str, list[str]]:
     request.content.seek(0)
     body = request.content.read()
     try:
-        return urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True,
-                                     strict_parsing=False, encoding="utf-8",
-                                     errors="strict", max_num_fields=20)
+        fields = urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True,
+                                       strict_parsing=False, encoding="utf-8",
+                                       errors="strict", max_num_fields=20)
     except (UnicodeDecodeError, ValueError):
         raise ApiError(400, "malformed form body") from None
+    try:
+        for name, values in fields.items():
+            check_text("form field name", name)
+            for value in values:
+                check_text(f"form field {name[:40]}", value)
+    except InputError as error:
+        raise ApiError(400, str(error)) from None
+    return fields
 
 
 def _single(fields: Mapping[str, Sequence[str]], name: str) -> str | None:
@@ -685,9 +798,10 @@ def _single(fields: Mapping[str, Sequence[str]], name: str) -> str | None:
 
 
 __all__ = [
-    "GEOJSON_TYPE", "JSON_TYPE", "MAX_BODY_BYTES", "MAX_IDS", "ApiContext", "ApiError",
-    "BoundedRequest", "CollectionResource", "CommandLogResource", "CommandSendResource",
+    "GEOJSON_TYPE", "JSON_TYPE", "MAX_BODY_BYTES", "MAX_COMMAND_DATA", "MAX_IDS", "ApiContext",
+    "ApiError", "BoundedRequest", "CollectionResource", "CommandLogResource", "CommandSendResource",
     "CommandTypesResource", "DevicesResource", "JsonResource", "JsonRoot", "NotFound",
     "PositionsResource", "Reply", "ServerResource", "SessionResource", "int_params",
-    "json_body", "no_such_item", "parse_time", "str_params", "time_param", "visible_device",
+    "json_body", "no_such_device", "no_such_item", "parse_time", "single_int_param", "str_params",
+    "time_param", "visible_device",
 ]

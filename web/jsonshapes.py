@@ -18,7 +18,9 @@ Traccar's base64 iCalendar; rules (``/api/rules``) are ours entirely.
 Times are formatted as Traccar's Jackson configuration does:
 ``2024-01-01T12:00:00.000+00:00`` (UTC, milliseconds, colon in the offset).
 Speeds stay in knots, as in Traccar.  Non-finite floats (NaN, infinities) have
-no JSON spelling and become ``null``.
+no JSON spelling and become ``null``.  `dumps` writes ASCII (other characters as
+``\\u`` escapes, so even a lone surrogate in old stored data is valid JSON), and
+arrays and objects deeper than `MAX_OUTPUT_DEPTH` as ``null``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ from tracker.models import (
 
 ONLINE_WITHIN = dt.timedelta(minutes=5)
 """A device is "online" when its last update is at most this old."""
+
+MAX_OUTPUT_DEPTH = 64
+"""Arrays and objects deeper than this in an answer are sent as ``null`` (input is
+capped at 32 levels, `web.validation`; only data stored before that limit can be
+deeper, and it must not make its whole collection unreadable)."""
 
 
 def format_time(value: dt.datetime | None) -> str | None:
@@ -157,13 +164,15 @@ def event_json(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, depth: int = 0) -> Any:
     """Nested mappings and sequences as plain dicts and lists (stored JSON may come
-    back as read-only mappings or tuples)."""
+    back as read-only mappings or tuples); deeper than `MAX_OUTPUT_DEPTH`: None."""
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_OUTPUT_DEPTH:
+        return None
     if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: _plain(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [_plain(item, depth + 1) for item in value]
     return value
 
 
@@ -265,26 +274,32 @@ def error_json(status: int, reason: str, message: str) -> dict[str, Any]:
 
 
 def dumps(value: Any) -> bytes:
-    """Strict JSON (no NaN) as UTF-8 bytes; odd attribute values are converted."""
-    return json.dumps(_clean(value), ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":")).encode("utf-8")
+    """Strict JSON (no NaN) as ASCII bytes (valid UTF-8); odd attribute values are
+    converted.  ASCII-safe: a lone surrogate in old stored data becomes the escape
+    ``\\ud800``, which any JSON parser reads, instead of failing to encode."""
+    return json.dumps(_clean(value), ensure_ascii=True, allow_nan=False,
+                      separators=(",", ":")).encode("ascii")
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: Any, depth: int = 0) -> Any:
     """A copy of `value` that `json.dumps` accepts.
 
     Attributes come from device decoders and may hold values JSON has no type
     for: datetimes (formatted like the other times), bytes (hex, as Traccar
-    shows raw data), decimals, sets and tuples.
+    shows raw data), decimals, sets and tuples.  Containers nested deeper than
+    `MAX_OUTPUT_DEPTH` become None (so neither this nor json.dumps can run out of
+    recursion).
     """
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, Mapping | list | tuple | set | frozenset) and depth >= MAX_OUTPUT_DEPTH:
+        return None
     if isinstance(value, Mapping):
-        return {str(key): _clean(item) for key, item in value.items()}
+        return {str(key): _clean(item, depth + 1) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_clean(item) for item in value]
+        return [_clean(item, depth + 1) for item in value]
     if isinstance(value, dt.datetime):
         return format_time(value)
     if isinstance(value, (dt.date, dt.time)):
@@ -297,7 +312,7 @@ def _clean(value: Any) -> Any:
 
 
 __all__ = [
-    "ONLINE_WITHIN", "calendar_json", "device_json", "device_status", "dumps", "error_json",
-    "event_json", "format_time", "geofence_collection", "geofence_feature", "geofence_json",
+    "MAX_OUTPUT_DEPTH", "ONLINE_WITHIN", "calendar_json", "device_json", "device_status", "dumps",
+    "error_json", "event_json", "format_time", "geofence_collection", "geofence_feature", "geofence_json",
     "group_json", "position_json", "rule_json", "server_json", "user_json",
 ]

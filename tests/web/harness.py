@@ -84,6 +84,8 @@ class Response:
     headers: email.message.Message
     body: bytes
     raw: bytes
+    finished: bool = True   # the server finished the request (`Client.send_raw` sets it)
+    closed: bool = False    # the server closed the connection after answering
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -135,9 +137,13 @@ class Client:
         protocol, transport = self.connect(peer)
         protocol.dataReceived(data)
         raw = transport.value()
+        finished = not getattr(getattr(protocol, "_channel", protocol), "requests", ())
+        closed = transport.disconnecting
         protocol.connectionLost(Failure(ConnectionDone()))
         assert raw, "no response written"
-        return parse_response(raw, method)
+        response = parse_response(raw, method)
+        response.finished, response.closed = finished, closed
+        return response
 
     def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
                 body: bytes = b"", form: dict[str, str] | None = None,
@@ -194,16 +200,16 @@ class World:
 
 
 def make_world(db_path, *, secure_cookies: bool = False, threadpool=None,
-               config_changed=None) -> World:
+               config_changed=None, counters=None) -> World:
     from argon2 import PasswordHasher
 
+    from tests.templates import migrated_sqlite_url
     from tracker.commands import CommandDispatcher
     from tracker.storage import SqlStore
     from web.site import build_site
 
-    store = SqlStore(f"sqlite:///{db_path}",
+    store = SqlStore(migrated_sqlite_url(db_path),
                      password_hasher=PasswordHasher(**FAST_HASHER_ARGS))
-    store.migrate()
     other = store.add_organisation("other")
     store.add_user("admin@example.com", PASSWORD, administrator=True, name="Admin")
     store.add_user("alice@example.com", PASSWORD, name="Alice")
@@ -217,7 +223,7 @@ def make_world(db_path, *, secure_cookies: bool = False, threadpool=None,
     threadpool = threadpool if threadpool is not None else SyncThreadPool()
     commands = CommandDispatcher(store, reactor, threadpool)
     site = build_site(store, threadpool, reactor, secure_cookies=secure_cookies, commands=commands,
-                      config_changed=config_changed)
+                      config_changed=config_changed, counters=counters)
     return World(store, reactor, threadpool, site, Client(site), other, devices, commands)
 
 

@@ -441,6 +441,7 @@ def test_dumps_turns_odd_attribute_values_into_json():
 
 # -- end to end ----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_end_to_end_over_a_real_socket_with_a_real_thread_pool(world, tmp_path):
     """The site in its own process: real reactor, real ThreadPool, real SQLite threads."""
     root = Path(__file__).resolve().parents[2]

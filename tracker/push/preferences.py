@@ -29,7 +29,7 @@ from tracker.push.base import CHANNELS
 
 CRITICAL_ALARMS = frozenset({"sos", "powerCut", "fallDown"})
 LANGUAGES = ("en", "zh")
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
 
 class PreferencesError(ValueError):
@@ -92,6 +92,12 @@ class Preferences:
         return minute >= start or minute < end
 
 
+def _shown(value: Any) -> str:
+    """`value` for a message: its repr, at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _strings(value: Any, field: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise PreferencesError(f"{field}: expected a list of names")
@@ -99,9 +105,9 @@ def _strings(value: Any, field: str) -> list[str]:
 
 
 def _minutes(value: Any, field: str) -> int:
-    match = _HHMM.match(value) if isinstance(value, str) else None
+    match = _HHMM.fullmatch(value) if isinstance(value, str) else None   # no "07:00\n"
     if match is None:
-        raise PreferencesError(f"{field}: expected HH:MM, got {value!r}")
+        raise PreferencesError(f"{field}: expected HH:MM, got {_shown(value)}")
     return int(match.group(1)) * 60 + int(match.group(2))
 
 
@@ -133,7 +139,7 @@ def _timezone(value: Any) -> dict[str, Any]:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
-        raise PreferencesError(f"timezone: unknown time zone {value!r}") from None
+        raise PreferencesError(f"timezone: unknown time zone {_shown(value)}") from None
     return {"timezone": value}
 
 
