@@ -618,8 +618,14 @@ def _notification(args, store) -> int:
         print(f"tracker: no user {args.email}", file=sys.stderr)
         return 2
     if args.notification_command == "token-add":
-        token = store.add_push_token(user.id, args.channel, args.platform, args.token,
-                                     dt.datetime.now(dt.UTC))
+        from tracker.push.confirm import PushTargetTaken
+
+        try:
+            token = store.add_push_token(user.id, args.channel, args.platform, args.token,
+                                         dt.datetime.now(dt.UTC))
+        except PushTargetTaken:
+            print("tracker: another user holds this push target", file=sys.stderr)
+            return 2
         print(f"added token {token.id}: {token.channel} {mask(token.token)}")
     elif args.notification_command == "tokens":
         for token in store.push_tokens(user.id):

@@ -203,3 +203,17 @@ def test_settings_are_validated():
             EmailNotifier({**base, key: value})
     with pytest.raises(ChannelConfigError, match="username and password"):
         EmailNotifier({**base, "username": "tracker"})
+
+
+def test_send_text_delivers_a_plain_message_and_masks_the_address_in_the_log(notifier, server):
+    with logged_text() as log:
+        assert notifier.send_text(RECIPIENT, "Confirm\nthis", "Code: 12345678") == SendResult(SENT)
+        server.refuse("gone@fleet.example")
+        refused = notifier.send_text("gone@fleet.example", "Confirm", "Code: 1")
+    assert refused.status == INVALID_TOKEN
+    [mail] = server.messages
+    msg = mail.message
+    assert mail.rcpt_tos == [RECIPIENT] and msg["Subject"] == "Confirm this"
+    assert msg["X-Tracker-Event-Id"] is None and msg.get_content() == "Code: 12345678\n"
+    assert "confirmation" in log.text and "gone@fleet.example" not in log.text
+    assert notifier.send_text("not an address", "s", "t").status == FAILED

@@ -363,6 +363,10 @@ def test_notification_tokens_and_preferences_from_the_cli(tmp_path, capsys):
     assert cli.main([*base, "notification", "tokens", "--email", "a@example.com"]) == 0
     out = capsys.readouterr().out
     assert "huawei" in out and "0123456789abcdef" not in out      # masked
+    assert cli.main([*base, "user", "add", "--email", "b@example.com", "--password", "pw12345678"]) == 0
+    assert cli.main([*base, "notification", "token-add", "--email", "b@example.com",
+                     "--channel", "huawei", "--token", "0123456789abcdef"]) == 2
+    assert "another user holds this push target" in capsys.readouterr().err
     assert cli.main([*base, "notification", "preferences", "--email", "a@example.com",
                      "--json", '{"types": ["alarm"], "language": "zh"}']) == 0
     assert cli.main([*base, "notification", "preferences", "--email", "a@example.com",

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 from sqlalchemy import select
 
+from tests.push.fake_smtp import FakeSmtp
 from tests.web.harness import ADMIN, ALICE, BOB, T0, make_world
 from tracker.models import Batch, NewEvent
 from tracker.push.base import SENT, SendResult
+from tracker.push.confirm import ConfirmationMailer
 from tracker.push.dispatcher import Dispatcher
+from tracker.push.email import EmailNotifier
 from tracker.storage.schema import notification_devices
+from web.notifications_api import NotificationsRoot
 
 
 @pytest.fixture
@@ -204,3 +209,220 @@ def test_only_administrators_register_webhooks(world):
     hook = {"channel": "webhook", "platform": "other", "token": "http://10.0.0.5/hook"}
     assert call(world, "POST", "/api/notifications/tokens", hook).status == 403
     assert call(world, "POST", "/api/notifications/tokens", hook, auth=ADMIN).status == 200
+
+
+# -- push targets: never moved, e-mail confirmed by a mailed code ------------------------
+
+MAILER = "alerts@tracker.example"
+ADDRESS = "dispatch@fleet.example"
+PUBLIC_URL = "https://fleet.example.com"
+
+
+@pytest.fixture
+def smtp():
+    with FakeSmtp() as fake:
+        yield fake
+
+
+@pytest.fixture
+def mail_world(world, smtp):
+    """`world` with an e-mail channel on the fake SMTP server: NotificationsRoot gets
+    the ConfirmationMailer as `web.site.build_site` passes it when [push.email] is
+    configured (the mail goes out through the world's thread pool here)."""
+    world.email = EmailNotifier({"host": smtp.host, "port": smtp.port, "starttls": False,
+                                 "from_address": MAILER, "timeout_s": 5})
+    world.mailer = ConfirmationMailer(world.email, world.reactor, world.threadpool,
+                                      public_url=PUBLIC_URL)
+    api = world.site.resource.children[b"api"]
+    context = api.children[b"notifications"].collection.context
+    api.putChild(b"notifications", NotificationsRoot(context, confirmations=world.mailer))
+    return world
+
+
+def code_in(mail) -> str:
+    """The code the confirmation mail carries (and check its link carries it too)."""
+    text = mail.message.get_content()
+    (code,) = re.findall(r"Confirmation code: ([0-9]{8})", text)
+    assert re.search(rf"{re.escape(PUBLIC_URL)}/api/notifications/tokens/[0-9]+/confirm\?code={code}",
+                     text)
+    return code
+
+
+def register_address(world, address=ADDRESS, auth=ALICE):
+    return call(world, "POST", "/api/notifications/tokens",
+                {"channel": "email", "platform": "web", "token": address}, auth=auth)
+
+
+def alarm_at(world, minutes):
+    time = T0 + dt.timedelta(minutes=minutes)
+    world.store.write_batch(Batch(events=(
+        NewEvent(world.devices["d1"].id, "alarm", time, {"alarm": "sos"}),)))
+    return time
+
+
+@pytest.mark.parametrize("thief", [ADMIN, BOB], ids=["same-organisation", "other-organisation"])
+def test_a_token_someone_else_holds_is_refused_and_stays_theirs(world, thief):
+    mine = call(world, "POST", "/api/notifications/tokens", {"channel": "fcm", "token": "alice-phone"})
+    assert mine.status == 200
+    taken = call(world, "POST", "/api/notifications/tokens",
+                 {"channel": "fcm", "platform": "ios", "token": "alice-phone"}, auth=thief)
+    assert taken.status == 409, taken.body
+    message = taken.json()["message"]
+    assert "already registered by another user" in message
+    assert "alice" not in message.lower() and str(mine.json()["id"]) not in message
+    assert call(world, "GET", "/api/notifications/tokens", auth=thief).json() == []
+    assert call(world, "GET", "/api/notifications/tokens").json() == [mine.json()]
+    alarm_at(world, 0)
+    sink = Recorder()
+    Dispatcher(world.store, None, None, {"fcm": sink}, clock=lambda: T0).run_cycle()
+    alice = world.store.user_by_email(ALICE[0])
+    assert [(t.token, t.platform) for t, _ in sink.sent] == [("alice-phone", "android")]
+    assert [(d.user_id, d.status) for d in world.store.deliveries_of()] == [(alice.id, "sent")]
+
+
+def test_registering_ones_own_token_again_is_idempotent(world):
+    first = call(world, "POST", "/api/notifications/tokens", {"channel": "fcm", "token": "tok-1"})
+    again = call(world, "POST", "/api/notifications/tokens", {"channel": "fcm", "token": "tok-1"})
+    assert again.status == 200 and again.json() == first.json()
+    assert first.json()["confirmed"] is True
+    assert len(call(world, "GET", "/api/notifications/tokens").json()) == 1
+
+
+def test_e_mail_targets_need_an_e_mail_channel(world):
+    refused = register_address(world)
+    assert refused.status == 400
+    assert "no e-mail channel configured" in refused.json()["message"]
+    assert call(world, "GET", "/api/notifications/tokens").json() == []
+
+
+def test_an_e_mail_target_is_confirmed_with_the_mailed_code_then_gets_alarms(mail_world, smtp):
+    world = mail_world
+    created = register_address(world)
+    assert created.status == 200, created.body
+    target = created.json()
+    assert target["confirmed"] is False and target["confirmationSent"] is True
+    (mail,) = smtp.messages
+    assert mail.rcpt_tos == [ADDRESS] and mail.mail_from == MAILER
+    code = code_in(mail)
+    assert f"/tokens/{target['id']}/confirm" in mail.message.get_content()
+
+    run = Dispatcher(world.store, None, None, {"email": world.email}, clock=lambda: T0)
+    alarm_at(world, 0)
+    run.run_cycle()
+    assert len(smtp.messages) == 1                      # unconfirmed: nothing sent
+    assert call(world, "GET", "/api/notifications/tokens").json()[0]["confirmed"] is False
+
+    path = f"/api/notifications/tokens/{target['id']}/confirm"
+    done = call(world, "POST", path, {"code": code})
+    assert done.status == 200, done.body
+    assert done.json()["confirmed"] is True
+    assert call(world, "GET", "/api/notifications/tokens").json()[0]["confirmed"] is True
+    assert call(world, "POST", path, {"code": "whatever"}).status == 200   # already confirmed
+
+    time = alarm_at(world, 10)
+    Dispatcher(world.store, None, None, {"email": world.email}, clock=lambda: time).run_cycle()
+    alarm = smtp.messages[-1]
+    assert len(smtp.messages) == 2 and alarm.rcpt_tos == [ADDRESS]
+    assert "SOS" in alarm.message["Subject"]
+
+
+def test_the_link_in_the_mail_confirms_for_the_logged_in_owner(mail_world, smtp):
+    world = mail_world
+    target = register_address(world).json()
+    code = code_in(smtp.messages[-1])
+    path = f"/api/notifications/tokens/{target['id']}/confirm?code={code}"
+    anonymous = world.client.request("GET", path)
+    assert anonymous.status == 401
+    assert world.client.request("GET", path, auth=BOB).status == 404
+    opened = world.client.request("GET", path, auth=ALICE)
+    assert opened.status == 200 and opened.json()["confirmed"] is True
+
+
+def test_wrong_codes_are_counted_and_the_fifth_voids_the_code(mail_world, smtp):
+    world = mail_world
+    target = register_address(world).json()
+    code = code_in(smtp.messages[-1])
+    wrong = f"{(int(code) + 1) % 10 ** 8:08d}"
+    path = f"/api/notifications/tokens/{target['id']}/confirm"
+    for left in (4, 3, 2, 1):
+        refused = call(world, "POST", path, {"code": wrong})
+        assert refused.status == 400 and f"{left} tr" in refused.json()["message"]
+    last = call(world, "POST", path, {"code": wrong})
+    assert last.status == 410 and "register the address again" in last.json()["message"]
+    assert call(world, "POST", path, {"code": code}).status == 410
+    assert call(world, "GET", "/api/notifications/tokens").json()[0]["confirmed"] is False
+    again = register_address(world)                     # a new code, a fresh count
+    assert again.status == 200 and again.json()["id"] == target["id"]
+    fresh = code_in(smtp.messages[-1])
+    assert call(world, "POST", path, {"code": fresh}).status == 200
+
+
+def test_an_expired_code_is_refused(mail_world, smtp):
+    world = mail_world
+    target = register_address(world).json()
+    code = code_in(smtp.messages[-1])
+    world.reactor.advance(24 * 3600)
+    expired = call(world, "POST", f"/api/notifications/tokens/{target['id']}/confirm",
+                   {"code": code})
+    assert expired.status == 410 and "expired" in expired.json()["message"]
+
+
+def test_someone_elses_target_id_is_a_404(mail_world, smtp):
+    world = mail_world
+    target = register_address(world).json()
+    code = code_in(smtp.messages[-1])
+    for path in (f"/api/notifications/tokens/{target['id']}/confirm",
+                 f"/api/notifications/tokens/{target['id'] + 100}/confirm"):
+        response = call(world, "POST", path, {"code": code}, auth=BOB)
+        assert response.status == 404
+    assert call(world, "POST", "/api/notifications/tokens/x/confirm", {"code": code}).status == 404
+    assert call(world, "GET", "/api/notifications/tokens").json()[0]["confirmed"] is False
+
+
+@pytest.mark.parametrize("body", [{}, {"code": ""}, {"code": 12345678}, {"code": "1" * 65}])
+def test_a_confirmation_without_a_usable_code_is_a_400(mail_world, body):
+    target = register_address(mail_world).json()
+    response = call(mail_world, "POST", f"/api/notifications/tokens/{target['id']}/confirm", body)
+    assert response.status == 400 and response.json()["message"].startswith("code")
+
+
+def test_an_address_another_user_registered_is_refused(mail_world, smtp):
+    world = mail_world
+    assert register_address(world).status == 200
+    taken = register_address(world, auth=BOB)
+    assert taken.status == 409 and "alice" not in taken.json()["message"].lower()
+    assert len(smtp.messages) == 1                      # no mail for the refused one
+
+
+def test_an_address_the_mail_server_refuses_is_not_registered(mail_world, smtp):
+    smtp.refuse(ADDRESS)
+    refused = register_address(mail_world)
+    assert refused.status == 400 and "refused this address" in refused.json()["message"]
+    assert ADDRESS not in refused.json()["message"]
+    assert call(mail_world, "GET", "/api/notifications/tokens").json() == []
+
+
+def test_a_mail_server_that_is_down_is_a_502_and_nothing_is_registered(mail_world, smtp):
+    smtp.fail_next("MAIL", 451, "4.3.0 try again later")
+    response = register_address(mail_world)
+    assert response.status == 502 and "SMTP 451" in response.json()["message"]
+    assert call(mail_world, "GET", "/api/notifications/tokens").json() == []
+    assert register_address(mail_world).status == 200     # the next try works
+
+
+def test_not_an_address_is_a_400(mail_world, smtp):
+    response = register_address(mail_world, address="not an address")
+    assert response.status == 400 and response.json()["message"].startswith("token")
+    assert smtp.messages == []
+
+
+def test_confirmation_mails_per_user_are_limited(mail_world, smtp):
+    world = mail_world
+    for n in range(10):
+        assert register_address(world, address=f"a{n}@fleet.example").status == 200
+    limited = register_address(world, address="a10@fleet.example")
+    assert limited.status == 429 and int(limited.header("Retry-After")) > 0
+    assert len(smtp.messages) == 10
+    assert register_address(world, address="b@fleet.example", auth=BOB).status == 200
+    world.reactor.advance(3600)
+    assert register_address(world, address="a10@fleet.example").status == 200

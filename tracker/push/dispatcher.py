@@ -5,7 +5,7 @@ dispatcher's own thread pool, so a slow gateway never slows ingestion):
 
 1. Expand the outbox (`Store.pending_outbox`): for each event, every user who may
    see the device, whose preferences want it (`Preferences.wants`), on each of the
-   user's enabled tokens whose channel is configured and wanted, becomes one
+   user's enabled, confirmed tokens whose channel is configured and wanted, becomes one
    delivery (`Store.expand_outbox`, one transaction with the outbox row's removal;
    the unique (event, token) key means never twice to one token for one event).
    Storms: an event of the same device, type and subject (the same alarm) as one
@@ -20,6 +20,9 @@ dispatcher's own thread pool, so a slow gateway never slows ingestion):
    invalid_token prunes the token.  A 429 or quota answer also pauses that channel
    until its Retry-After (per-gateway back-off), so the rest of its queue waits
    instead of hammering it.
+   A target that is not confirmed (an e-mail address whose code has not come back,
+   `tracker.push.confirm`) gets nothing: it is never expanded to, and a due
+   delivery to one is failed with "target not confirmed" without being sent.
 3. A crash anywhere loses nothing: outbox rows commit with their events, a
    delivery stays "pending" until its attempt is stored, so after a restart what
    was pending is sent (a crash between a gateway's accept and the attempt's
@@ -50,6 +53,7 @@ from tracker.push.base import (
     mask,
     token_hash,
 )
+from tracker.push.confirm import is_confirmed
 from tracker.push.preferences import Preferences, PreferencesError, channels_wanted, is_critical
 
 log = Logger()
@@ -162,7 +166,7 @@ class Dispatcher:
                 continue
             quiet = preferences.quiet(now) and not (critical and preferences.critical_override)
             for token in tokens:
-                if token.channel not in channels:
+                if token.channel not in channels or not is_confirmed(token):
                     continue
                 if coalesced is None:
                     coalesced = self._store.recently_notified(
@@ -181,6 +185,10 @@ class Dispatcher:
             paused_until = self._paused.get(token.channel)
         if paused_until is not None and now < paused_until:
             return False
+        if not is_confirmed(token):   # never sent to a target nobody confirmed
+            self._store.record_attempt(delivery, now, outcome=FAILED, error="target not confirmed",
+                                       status="failed")
+            return True
         notifier = self.notifiers.get(token.channel)
         if notifier is None:
             self._store.record_attempt(delivery, now, outcome=FAILED, error="channel not configured",

@@ -22,6 +22,11 @@ The message
     ``url``.  ``critical`` -> ``Importance: high`` and ``X-Priority: 1`` (the mail
     clients' "important" flag).  E-mail has no collapse key or TTL: both are ignored.
 
+Other mail
+    ``send_text(address, subject, text)`` sends one plain-text message that is not
+    a notification (the confirmation code of a new e-mail target, see
+    `tracker.push.confirm`) through the same session, with the same outcomes.
+
 Outcomes (``error`` is "SMTP <code> [<enhanced code>]", never the address):
 
     ==============================================  =================================
@@ -166,7 +171,36 @@ class EmailNotifier:
     def send(self, target: PushTarget, message: PushMessage) -> SendResult:
         if not looks_like_address(target.token):
             return log_result(self.log, CHANNEL, SendResult(FAILED, "bad address"), target, message)
-        mail = self.build(target, message)
+        result = self._submit(self.build(target, message), target.token, f"event {message.event_id}")
+        return log_result(self.log, CHANNEL, result, target, message)
+
+    def send_text(self, address: str, subject: str, text: str, *,
+                  purpose: str = "confirmation") -> SendResult:
+        """One plain-text message that is not a notification (the confirmation code
+        of a new e-mail target, `tracker.push.confirm`): the same session and
+        outcomes as `send`, no ``X-Tracker-Event-Id``; `purpose` names it in the log
+        (the address is masked there, as always).  Blocking."""
+        if not looks_like_address(address):
+            result = SendResult(FAILED, "bad address")
+        else:
+            mail = EmailMessage()
+            mail["Subject"] = _one_line(subject)
+            mail["From"] = self._from_address
+            mail["To"] = address
+            mail["Date"] = formatdate(self._clock(), usegmt=True)
+            mail["Message-ID"] = make_msgid("tracker", domain=self._domain)
+            mail.set_content(text.rstrip("\n") + "\n", charset="utf-8")
+            result = self._submit(mail, address, purpose)
+        if result.status == SENT:
+            self.log.debug("email: {purpose} to {token} sent", purpose=purpose, token=mask(address))
+        else:
+            self.log.warn("email: {purpose} to {token}: {status} {error}", purpose=purpose,
+                          token=mask(address), status=result.status, error=result.error)
+        return result
+
+    def _submit(self, mail: EmailMessage, address: str, what: str) -> SendResult:
+        """One SMTP session delivering `mail` to `address`; `what` ("event 42",
+        "confirmation") names it in the log."""
         smtp: smtplib.SMTP | None = None
         try:
             smtp = smtplib.SMTP(self._host, self._port, timeout=self._timeout_s)
@@ -176,44 +210,43 @@ class EmailNotifier:
                 smtp.ehlo()
             if self._username is not None:
                 smtp.login(self._username, self._password or "")
-            smtp.send_message(mail, from_addr=self._from_address, to_addrs=[target.token])
+            smtp.send_message(mail, from_addr=self._from_address, to_addrs=[address])
         except OSError as exc:           # smtplib.SMTPException is an OSError too
-            result = self._outcome(exc, target, message)
+            return self._outcome(exc, address, what)
         else:
-            result = SendResult(SENT)
+            return SendResult(SENT)
         finally:
             if smtp is not None:
                 _quit(smtp)
-        return log_result(self.log, CHANNEL, result, target, message)
 
-    def _outcome(self, exc: OSError, target: PushTarget, message: PushMessage) -> SendResult:
+    def _outcome(self, exc: OSError, address: str, what: str) -> SendResult:
         """The SendResult of a failed session."""
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
-            code, text = exc.recipients.get(target.token, (0, b""))
-            return self._judge(_Refused(code, text), target, dead_mailbox=True)
+            code, text = exc.recipients.get(address, (0, b""))
+            return self._judge(_Refused(code, text), address, dead_mailbox=True)
         if isinstance(exc, smtplib.SMTPResponseException):     # connect, HELO, AUTH, MAIL, DATA
-            return self._judge(_Refused(exc.smtp_code, exc.smtp_error), target)
+            return self._judge(_Refused(exc.smtp_code, exc.smtp_error), address)
         if isinstance(exc, smtplib.SMTPServerDisconnected):
             # smtplib turns a read timeout into "Connection unexpectedly closed".
             timed_out = isinstance(exc.__context__, TimeoutError)
             return SendResult(RETRY, "timeout" if timed_out else "disconnected")
         if isinstance(exc, smtplib.SMTPNotSupportedError):     # STARTTLS / AUTH / SMTPUTF8 not offered
-            self._log_reason(target, message, str(exc))
+            self._log_reason(address, what, str(exc))
             return SendResult(FAILED, "not supported")
         if isinstance(exc, smtplib.SMTPException):             # e.g. no usable AUTH mechanism
-            self._log_reason(target, message, str(exc))
+            self._log_reason(address, what, str(exc))
             return SendResult(FAILED, type(exc).__name__)
         if isinstance(exc, ssl.SSLCertVerificationError):
-            self._log_reason(target, message, str(exc))
+            self._log_reason(address, what, str(exc))
             return SendResult(FAILED, "TLS certificate")
         if isinstance(exc, TimeoutError):
             return SendResult(RETRY, "timeout")
         return SendResult(RETRY, type(exc).__name__)           # refused, reset, DNS, TLS handshake
 
-    def _judge(self, refused: _Refused, target: PushTarget, *, dead_mailbox: bool = False) -> SendResult:
+    def _judge(self, refused: _Refused, address: str, *, dead_mailbox: bool = False) -> SendResult:
         enhanced = ENHANCED.search(refused.text)
         error = f"SMTP {refused.code}" + (f" {enhanced.group(0)}" if enhanced else "")
-        text = refused.text.replace(target.token, mask(target.token))
+        text = refused.text.replace(address, mask(address))
         self.log.info("email: server said {code} {text}", code=refused.code, text=text)
         if dead_mailbox and refused.code in DEAD_MAILBOX_CODES:
             return SendResult(INVALID_TOKEN, error)
@@ -221,10 +254,9 @@ class EmailNotifier:
             return SendResult(RETRY, error)
         return SendResult(FAILED, error)
 
-    def _log_reason(self, target: PushTarget, message: PushMessage, reason: str) -> None:
-        self.log.info("email: event {event_id} to {token}: {reason}", event_id=message.event_id,
-                      token=mask(target.token), reason=reason.replace(target.token, mask(target.token)))
-
+    def _log_reason(self, address: str, what: str, reason: str) -> None:
+        self.log.info("email: {what} to {token}: {reason}", what=what, token=mask(address),
+                      reason=reason.replace(address, mask(address)))
 
     def close(self) -> None:
         """Nothing to release: every notification has its own SMTP session."""

@@ -5,16 +5,28 @@ filled by `write_batch` in the events' transaction; `expand_outbox` turns one
 outbox row into deliveries (one per event and token: the unique key is what makes
 "never twice to the same token for the same event" hold) and removes the row in
 the same transaction, so a crash in between loses nothing and repeats nothing.
+
+Push targets (``push_tokens``, unique on (channel, token hash)) belong to one user
+and never move to another: `register_push_token` refuses a target another user
+holds (`tracker.push.confirm.PushTargetTaken`), except a dead claim (never
+confirmed, its code expired or voided), which is replaced.  A target is active
+only once ``confirmed`` is set: app tokens at registration, e-mail addresses when
+the mailed code comes back (`confirm_push_token`; its rules are in
+`tracker.push.confirm`).  `recipients` lists confirmed, enabled targets only.
+Tokens come back as `StoredPushToken` (a `PushToken` with ``confirmed``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from tracker.models import (
     DeliveryRecord,
@@ -25,6 +37,7 @@ from tracker.models import (
     StoredEvent,
     User,
 )
+from tracker.push import confirm
 from tracker.push.base import token_hash
 from tracker.push.preferences import TraccarNotification
 from tracker.storage import records
@@ -59,24 +72,151 @@ class NotificationsMixin:
         return None if row is None else records.user(row)
 
     def add_push_token(self, user_id: int, channel: str, platform: str, token: str,
-                       now: dt.datetime) -> PushToken:
-        """Register `token`; a token already known (same channel) moves to this user
-        and is enabled again (a phone changes hands, or re-registers after pruning)."""
-        digest = token_hash(token)
-        with self._write() as conn:
-            found = conn.execute(select(push_tokens.c.id).where(
-                push_tokens.c.channel == channel, push_tokens.c.token_hash == digest)).scalar()
-            values = {"user_id": user_id, "platform": platform, "token": token,
-                      "disabled": None, "disabled_reason": None}
-            if found is None:
-                found = conn.execute(insert(push_tokens).values(
-                    channel=channel, token_hash=digest, created=now, **values)
-                    .returning(push_tokens.c.id)).scalar_one()
-            else:
-                conn.execute(update(push_tokens).where(push_tokens.c.id == found).values(**values))
-            return _token(conn.execute(select(push_tokens).where(push_tokens.c.id == found)).one())
+                       now: dt.datetime) -> StoredPushToken:
+        """Register `token` as an operator does (``tracker notification token-add``):
+        confirmed at once, e-mail addresses included (the operator vouches for
+        them).  Otherwise as `register_push_token`: PushTargetTaken when another
+        user holds it; the same user's again is that target, enabled again."""
+        return self.register_push_token(user_id, channel, platform, token, now).token
 
-    def push_tokens(self, user_id: int) -> list[PushToken]:
+    def register_push_token(self, user_id: int, channel: str, platform: str, token: str,
+                            now: dt.datetime, *, confirm_code: str | None = None,
+                            code_ttl_s: float = confirm.CODE_TTL_S) -> PushRegistration:
+        """Register a push target for the user (the API's ``POST
+        /api/notifications/tokens``).
+
+        Without `confirm_code` the target is confirmed now.  With it (e-mail) a new
+        target is stored unconfirmed with the code's digest and ``created`` = now, the
+        time the code was issued; `confirm_push_token` confirms it.
+
+        - Another user holds (channel, token): PushTargetTaken, nothing changes.
+          Only a claim that is dead is replaced: a target that was never confirmed
+          and whose code expired (`code_ttl_s` after issue) or was voided by wrong
+          tries.  It never received anything, so nobody loses alarms.
+        - The same user's target: that target, enabled again if it was pruned
+          (the app registers again after a gateway said the token is dead).  If it
+          is still unconfirmed, `confirm_code` replaces the old code (the wrong-try
+          count starts again and ``created`` becomes now); without one it is
+          confirmed now.
+
+        ``code_issued`` of the answer says whether `confirm_code` was stored (it is
+        to be sent); it is False when the target is confirmed.
+        """
+        for attempt in (1, 2):
+            try:
+                return self._register_push_token(user_id, channel, platform, token, now,
+                                                 confirm_code=confirm_code, code_ttl_s=code_ttl_s)
+            except IntegrityError:
+                # Two registrations of the same new token raced; the second sees the
+                # first's row now.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _register_push_token(self, user_id: int, channel: str, platform: str, token: str,
+                             now: dt.datetime, *, confirm_code: str | None,
+                             code_ttl_s: float) -> PushRegistration:
+        digest = token_hash(token)
+        code_field = None if confirm_code is None else _code_field(0, confirm.code_digest(confirm_code))
+        with self._write() as conn:
+            row = conn.execute(select(push_tokens).where(
+                push_tokens.c.channel == channel, push_tokens.c.token_hash == digest)).first()
+            if row is not None and row.user_id != user_id:
+                if row.confirmed is not None or _code_live(row, now, code_ttl_s):
+                    raise confirm.PushTargetTaken(f"this {channel} target is already registered by "
+                                          "another user")
+                conn.execute(delete(push_tokens).where(push_tokens.c.id == row.id))
+                row = None
+            if row is None:
+                found = conn.execute(insert(push_tokens).values(
+                    user_id=user_id, channel=channel, token_hash=digest, platform=platform,
+                    token=token, created=now, disabled=None, disabled_reason=None,
+                    confirmed=now if code_field is None else None,
+                    confirm_code_hash=code_field).returning(push_tokens.c.id)).scalar_one()
+                issued = code_field is not None
+            else:
+                found, issued = row.id, False
+                values: dict[str, Any] = {"platform": platform, "disabled": None,
+                                          "disabled_reason": None}
+                if row.confirmed is None:
+                    if code_field is None:
+                        values.update(confirmed=now, confirm_code_hash=None)
+                    else:
+                        values.update(confirm_code_hash=code_field, created=now)
+                        issued = True
+                conn.execute(update(push_tokens).where(push_tokens.c.id == found).values(**values))
+            stored = _token(conn.execute(select(push_tokens).where(push_tokens.c.id == found)).one())
+        return PushRegistration(stored, issued)
+
+    def confirm_push_token(self, user_id: int, token_id: int, code: str, now: dt.datetime, *,
+                           code_ttl_s: float = confirm.CODE_TTL_S,
+                           max_wrong: int = confirm.MAX_WRONG_CODES) -> StoredPushToken:
+        """Confirm the user's target `token_id` with the code that was mailed.
+
+        NotFoundError when the user has no such target (another user's id
+        included).  A target already confirmed is returned as it is, whatever the
+        code.  ConfirmationRefused (its `reason`: "wrong", "expired", "void") when
+        the code is wrong, older than `code_ttl_s`, or voided; a wrong code is
+        counted, and the `max_wrong`-th wrong one voids the code (a new one comes
+        from registering the address again).  The comparison is constant-time on
+        the digests, and the count is updated with a compare-and-set on the stored
+        field, so concurrent guesses cannot get more than `max_wrong` tries.
+        """
+        guess = confirm.code_digest(code)
+        with self._write() as conn:
+            row = conn.execute(select(push_tokens).where(
+                push_tokens.c.id == token_id, push_tokens.c.user_id == user_id)).first()
+            if row is None:
+                raise NotFoundError(f"push target {token_id} not found")
+            if row.confirmed is not None:
+                return _token(row)
+            state = _code_state(row.confirm_code_hash)
+            if state is None:
+                refusal = confirm.ConfirmationRefused("void", "no valid code: too many wrong codes; "
+                                                      "register the address again for a new one")
+            elif not _code_live(row, now, code_ttl_s):
+                refusal = confirm.ConfirmationRefused("expired", "the code has expired; register the "
+                                                         "address again for a new one")
+            else:
+                wrong, expected = state
+                right = hmac.compare_digest(expected, guess[:_DIGEST_CHARS])
+                values: dict[str, Any]
+                if right:
+                    values = {"confirmed": now, "confirm_code_hash": None}
+                else:
+                    wrong += 1
+                    values = {"confirm_code_hash": None if wrong >= max_wrong
+                              else _code_field(wrong, expected)}
+                changed = conn.execute(update(push_tokens).where(
+                    push_tokens.c.id == row.id,
+                    push_tokens.c.confirm_code_hash == row.confirm_code_hash).values(**values)
+                    ).rowcount
+                if not changed:
+                    refusal = confirm.ConfirmationRefused("wrong", "the target changed meanwhile; "
+                                                           "try again")
+                elif right:
+                    return _token(conn.execute(select(push_tokens).where(
+                        push_tokens.c.id == row.id)).one())
+                elif wrong >= max_wrong:
+                    refusal = confirm.ConfirmationRefused("void", "wrong code; that was the last try: "
+                                                          "register the address again for a "
+                                                          "new code")
+                else:
+                    left = max_wrong - wrong
+                    refusal = confirm.ConfirmationRefused("wrong", f"wrong code; {left} "
+                                                           f"{'try' if left == 1 else 'tries'} left")
+        raise refusal   # after the commit: the count of wrong tries is kept
+
+    def withdraw_push_token(self, user_id: int, token_id: int) -> bool:
+        """Delete the user's target if it is still unconfirmed (its confirmation
+        mail could not be sent); False if it is not theirs or already confirmed."""
+        with self._write() as conn:
+            return conn.execute(delete(push_tokens).where(
+                push_tokens.c.id == token_id, push_tokens.c.user_id == user_id,
+                push_tokens.c.confirmed.is_(None))).rowcount > 0
+
+    def push_tokens(self, user_id: int) -> list[StoredPushToken]:
+        """The user's targets, confirmed or not, enabled or pruned, oldest first."""
         with self._read() as conn:
             return [_token(row) for row in conn.execute(
                 select(push_tokens).where(push_tokens.c.user_id == user_id)
@@ -224,7 +364,7 @@ class NotificationsMixin:
     def recipients(self, organisation_id: int) -> list[Recipient]:
         """Users who may see the organisation's devices (its members and every
         administrator), each with their preferences, Traccar-shaped notifications
-        and enabled tokens."""
+        and enabled, confirmed tokens (an unconfirmed e-mail target gets nothing)."""
         with self._read() as conn:
             people = conn.execute(select(users).where(or_(
                 users.c.organisation_id == organisation_id, users.c.administrator.is_(True)))
@@ -235,7 +375,8 @@ class NotificationsMixin:
                                       .where(notification_preferences.c.user_id.in_(ids))).all())
             tokens: dict[int, list[PushToken]] = {}
             for row in conn.execute(select(push_tokens).where(
-                    push_tokens.c.user_id.in_(ids), push_tokens.c.disabled.is_(None))
+                    push_tokens.c.user_id.in_(ids), push_tokens.c.disabled.is_(None),
+                    push_tokens.c.confirmed.is_not(None))
                     .order_by(push_tokens.c.id)):
                 tokens.setdefault(row.user_id, []).append(_token(row))
             subscriptions: dict[int, list[TraccarNotification]] = {}
@@ -325,11 +466,24 @@ class NotificationsMixin:
         return attempts
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredPushToken(PushToken):
+    """A PushToken as stored, with when it was confirmed (None: not yet, so it gets
+    nothing; see `tracker.push.confirm`)."""
+
+    confirmed: dt.datetime | None = None
+
+
+class PushRegistration(NamedTuple):
+    token: StoredPushToken
+    code_issued: bool        # the confirm_code given was stored: send it
+
+
 class Recipient(NamedTuple):
     user: User
     preferences: Mapping[str, Any] | None     # as stored (Preferences.from_json reads it)
     subscriptions: list[TraccarNotification]
-    tokens: list[PushToken]                   # enabled ones only
+    tokens: list[PushToken]                   # enabled and confirmed ones only
 
 
 class _Row:
@@ -367,7 +521,37 @@ def _require_own_notification(conn: Connection, user: User, notification_id: int
         raise NotFoundError(f"notification {notification_id} not found")
 
 
-def _token(row: Any) -> PushToken:
-    return PushToken(id=row.id, user_id=row.user_id, channel=row.channel, platform=row.platform,
-                     token=row.token, created=row.created, disabled=row.disabled,
-                     disabled_reason=row.disabled_reason)
+def _token(row: Any) -> StoredPushToken:
+    return StoredPushToken(id=row.id, user_id=row.user_id, channel=row.channel,
+                           platform=row.platform, token=row.token, created=row.created,
+                           disabled=row.disabled, disabled_reason=row.disabled_reason,
+                           confirmed=row.confirmed)
+
+
+# The confirm_code_hash field: "<wrong tries>:<first 62 hex digits of the code's
+# sha256>", 64 characters (the column's width), so the count of wrong tries lives
+# with the code it counts and one compare-and-set updates both.  NULL: no code
+# (confirmed, or voided by wrong tries).
+_DIGEST_CHARS = 62
+
+
+def _code_field(wrong: int, digest: str) -> str:
+    return f"{wrong}:{digest[:_DIGEST_CHARS]}"
+
+
+def _code_state(field: str | None) -> tuple[int, str] | None:
+    """(wrong tries, digest prefix) of a stored code field; None when there is no
+    usable code."""
+    if not field:
+        return None
+    count, sep, digest = field.partition(":")
+    if not sep or not count.isdigit() or len(digest) != _DIGEST_CHARS:
+        return None
+    return int(count), digest
+
+
+def _code_live(row: Any, now: dt.datetime, ttl_s: float) -> bool:
+    """Whether an unconfirmed target's code can still confirm it: not voided and
+    issued (``created``) less than `ttl_s` ago."""
+    return (_code_state(row.confirm_code_hash) is not None
+            and now - row.created < dt.timedelta(seconds=ttl_s))

@@ -321,7 +321,8 @@ push_tokens = Table(
     # When the target was confirmed: at registration for app tokens; for e-mail
     # addresses only once the code sent there came back.  NULL: not yet, never used.
     Column("confirmed", UTCDateTime(), nullable=True),
-    Column("confirm_code_hash", String(64), nullable=True),   # sha256 hex of the code
+    # "<wrong tries>:<sha256 hex of the code, cut>" while a code is outstanding
+    Column("confirm_code_hash", String(64), nullable=True),
     UniqueConstraint("channel", "token_hash"),
 )
 
