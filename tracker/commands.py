@@ -119,6 +119,11 @@ class CommandDispatcher:
             log.info("command {id} ({type}) for device {device} failed: {error}",
                      id=command.id, type=command.type, device=command.device_id, error=error)
             return self._call(self._store.mark_command, command.id, "failed", self.now(), str(error))
+        except Exception:   # an encoder bug: this command fails, the queue goes on
+            log.failure("command {id} ({type}) for device {device}: encoder error",
+                        id=command.id, type=command.type, device=command.device_id)
+            return self._call(self._store.mark_command, command.id, "failed", self.now(),
+                              "the protocol could not encode this command")
         channel.send_command(data)
         log.info("sent command {id} ({type}) to device {device}",
                  id=command.id, type=command.type, device=command.device_id)

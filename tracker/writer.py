@@ -113,7 +113,7 @@ class BatchWriter:
         self.observers: list[BatchObserver] = []
         self.committed_batches = 0
         self.failed_attempts = 0       # transient failures (each retried)
-        self.quarantined = 0           # submitted batches moved to quarantine
+        self.quarantined = 0           # frames quarantined (sanitiser's or database's refusal)
         self.dropped = 0               # submitted batches dropped at shutdown
 
     @property
@@ -199,6 +199,7 @@ class BatchWriter:
             error = self._write(lambda b=batch: self._store.write_batch(b), len(batch.positions))
             if error is None:
                 self.committed_batches += 1
+                self.quarantined += len(batch.quarantine)    # refused by the sanitiser
                 self._settle(group, None)
             elif isinstance(error, WriterStopped):
                 self.dropped += len(group)

@@ -13,6 +13,8 @@ from typing import Any
 
 from twisted.web.server import Site
 
+from tracker.http_adapter import BoundedSite
+from tracker.push.confirm import ConfirmationMailer
 from tracker.storage.api import Store
 from web.api import (
     ApiContext,
@@ -23,7 +25,6 @@ from web.api import (
     DevicesResource,
     JsonRoot,
     PositionsResource,
-    ServerResource,
     SessionResource,
 )
 from web.auth import Authenticator
@@ -36,6 +37,7 @@ from web.config_api import (
     PermissionsResource,
     RulesResource,
 )
+from web.health import Counters, HealthResource, ServerStatusResource
 from web.notifications_api import NotificationsRoot
 
 IDLE_TIMEOUT_S = 60
@@ -49,7 +51,10 @@ def server_version() -> str:
 
 
 def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = False,
-               commands=None, config_changed: Callable[[], Any] | None = None) -> Site:
+               commands=None, config_changed: Callable[[], Any] | None = None,
+               max_connections: int = 1_000, header_timeout_s: float | None = 10.0,
+               counters: Counters | None = None,
+               confirmations: ConfirmationMailer | None = None) -> Site:
     """The HTTP site.
 
     `threadpool` runs every store call (a started `twisted.python.threadpool.ThreadPool`
@@ -61,13 +66,22 @@ def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = Fals
     `config_changed` is called after every successful configuration write through
     the API (geofences, groups, calendars, rules, permissions, device settings), so
     the running rule engine reloads at once.
+    Connection limits (`tracker.http_adapter.BoundedSite`): at most
+    `max_connections` open connections (the next is answered 503 and closed), the
+    request line and headers complete within `header_timeout_s` seconds of the
+    connection or of the previous response (None: no such deadline), and
+    `IDLE_TIMEOUT_S` of silence at most.
+    `counters` (no arguments, a mapping of names to numbers) feeds
+    ``/api/server/health``; `confirmations` mails the codes that confirm e-mail
+    push targets (None: e-mail targets cannot be registered through the API).
     """
     auth = Authenticator(store, threadpool, reactor, secure_cookies=secure_cookies)
     context = ApiContext(store=store, threadpool=threadpool, reactor=reactor, auth=auth,
                          version=server_version(), commands=commands,
                          config_changed=config_changed)
     api = JsonRoot()
-    api.putChild(b"server", ServerResource(context))
+    api.putChild(b"server", ServerStatusResource(context, counters))
+    api.putChild(b"health", HealthResource(context))
     api.putChild(b"session", SessionResource(context))
     api.putChild(b"devices", DevicesResource(context))
     api.putChild(b"positions", PositionsResource(context))
@@ -85,12 +99,13 @@ def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = Fals
     reports = JsonRoot()
     reports.putChild(b"events", EventsReportResource(context))
     api.putChild(b"reports", reports)
-    api.putChild(b"notifications", NotificationsRoot(context))
+    api.putChild(b"notifications", NotificationsRoot(context, confirmations=confirmations))
     root = JsonRoot()
     root.putChild(b"api", api)
 
-    site = Site(root, requestFactory=BoundedRequest, parsePOSTFormSubmission=False,
-                reactor=reactor, timeout=IDLE_TIMEOUT_S)
+    site = BoundedSite(root, max_connections=max_connections, header_timeout_s=header_timeout_s,
+                       name="web", requestFactory=BoundedRequest,
+                       parsePOSTFormSubmission=False, reactor=reactor, timeout=IDLE_TIMEOUT_S)
     site.displayTracebacks = False
     return site
 

@@ -28,6 +28,7 @@ from tracker.storage import open_store
 pytestmark = pytest.mark.slow
 
 PHONE, VAN = "359710049095095", "860000000000042"
+ADMIN, PASSWORD = "admin@example.com", "a long password"
 
 
 @pytest.fixture
@@ -36,6 +37,7 @@ def server(tmp_path, database_url):
     store = open_store(database_url)
     store.add_device(PHONE, "phone")
     store.add_device(VAN, "van")
+    store.add_user(ADMIN, PASSWORD, administrator=True)
     store.close()
     proc.start()
     yield proc
@@ -79,6 +81,11 @@ def test_a_nul_request_is_quarantined_and_the_next_device_is_acked_within_a_seco
                              "quarantine", "list", "--json"], capture_output=True, text=True,
                             timeout=60, check=True)
     assert json.loads(listed.stdout)[0]["uniqueId"] == PHONE
+    health = server.api("/api/server/health", ADMIN, PASSWORD)
+    assert health["quarantine"] == {"rows": 1}
+    assert health["counters"]["writer.quarantined"] == 1
+    assert health["counters"]["writer.committedBatches"] >= 1
+    assert "connections.gt06.tcp" in health["counters"]
 
 
 def _read_acks(sock: socket.socket, reader, count: int) -> list:

@@ -138,3 +138,20 @@ def test_after_disconnect_nothing_is_sent(world):
     dispatcher.disconnected(device.id, channel)
     dispatcher.queue(device.id, "engineStop", {})
     assert channel.sent == [] and dispatcher.command_types(device.id) is None
+
+
+class BrokenSession(FakeSession):
+    def encode_command(self, command: Command, now):
+        if command.type == "custom":
+            raise ValueError("encoder bug")
+        return super().encode_command(command, now)
+
+
+def test_an_encoder_bug_fails_that_command_and_the_next_still_goes(world):
+    store, dispatcher, device, _ = world
+    store.queue_command(device.id, "custom", {"data": "x" * 300}, NOW)
+    store.queue_command(device.id, "engineStop", {}, NOW)
+    channel = FakeChannel(BrokenSession())
+    dispatcher.connected(device.id, channel)
+    assert statuses(store, device) == [("custom", "failed"), ("engineStop", "sent")]
+    assert len(channel.sent) == 1
