@@ -21,7 +21,7 @@ setup(
         "pyjwt[crypto]>=2.8",         # APNs ES256 provider tokens
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "import-linter>=2.1"],
     },
     entry_points={"console_scripts": ["tracker = tracker.cli:main"]},
 )

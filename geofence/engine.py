@@ -113,7 +113,6 @@ with no zones; geodesic distances only for hysteresis exits and motion candidate
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -123,6 +122,7 @@ from typing import TYPE_CHECKING, Any
 import shapely
 
 from geofence.calendar import Calendar
+from geofence.events import GEOFENCE_EVENTS, EventType
 from geofence.index import ZoneIndex
 from geofence.zones import GEOD, Zone, distance_m
 
@@ -147,31 +147,6 @@ __all__ = [
 STATE_VERSION = 1
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
 _STATUSES = ("online", "offline", "unknown")
-
-
-@enum.unique
-class EventType(enum.StrEnum):
-    """Built-in event types (Traccar's names where Traccar has the event)."""
-
-    DEVICE_ONLINE = "deviceOnline"
-    DEVICE_OFFLINE = "deviceOffline"
-    DEVICE_UNKNOWN = "deviceUnknown"
-    DEVICE_INACTIVE = "deviceInactive"
-    ALARM = "alarm"
-    IGNITION_ON = "ignitionOn"
-    IGNITION_OFF = "ignitionOff"
-    GEOFENCE_EXIT = "geofenceExit"
-    GEOFENCE_ENTER = "geofenceEnter"
-    GEOFENCE_CROSSED = "geofenceCrossed"
-    GEOFENCE_DWELL = "geofenceDwell"
-    DEVICE_OVERSPEED = "deviceOverspeed"
-    DEVICE_MOVING = "deviceMoving"
-    DEVICE_STOPPED = "deviceStopped"
-    DEVICE_IDLE = "deviceIdle"
-
-
-GEOFENCE_EVENTS = frozenset({EventType.GEOFENCE_ENTER, EventType.GEOFENCE_EXIT,
-                             EventType.GEOFENCE_DWELL, EventType.GEOFENCE_CROSSED})
 
 
 # --- records -----------------------------------------------------------------------

@@ -63,7 +63,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from geofence.engine import GEOFENCE_EVENTS, EventType
+from geofence.events import GEOFENCE_EVENTS, EventType
 
 __all__ = [
     "DEFAULT_MESSAGES",

@@ -236,7 +236,7 @@ def _serve(config) -> int:
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    from tracker.server import TrackerServer
+    from tracker.app import TrackerServer
 
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stderr)])
     server = TrackerServer(config, reactor)

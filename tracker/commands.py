@@ -22,7 +22,7 @@ from twisted.logger import Logger
 
 from protocols import Command, UnsupportedCommand
 from tracker.models import StoredCommand
-from tracker.storage.api import Store
+from tracker.ports import Store
 
 log = Logger()
 

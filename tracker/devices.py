@@ -51,8 +51,8 @@ from twisted.python.threadpool import ThreadPool
 
 from tracker.lograte import RateLimitedLog, source_of
 from tracker.models import Device, UnknownDeviceAttempt
+from tracker.ports import DuplicateError, Store
 from tracker.sanitize import safe_text
-from tracker.storage.api import DuplicateError, Store
 
 log = Logger()
 

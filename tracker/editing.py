@@ -34,7 +34,7 @@ from geofence.calendar import Calendar, CalendarError
 from geofence.formats import feature_from_input
 from geofence.rules import RuleError, parse_rule
 from geofence.zones import ZoneError
-from tracker.storage.schema import DEFAULT_ORGANISATION_ID
+from tracker.models import DEFAULT_ORGANISATION_ID
 
 __all__ = [
     "DEVICE_SETTINGS",

@@ -12,6 +12,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+DEFAULT_ORGANISATION_ID = 1
+"""The organisation that the initial migration creates; objects made without one go there."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Device:

@@ -6,7 +6,7 @@ a device's acknowledgement (store-then-ack).  The writer thread merges whatever 
 queued (up to `max_positions`, waiting at most `max_delay_s` to fill a batch) into
 ONE `Store.write_batch` transaction.
 
-Failures (`tracker.storage.errors.is_transient` tells them apart):
+Failures (the store's `is_transient` tells them apart):
 
 - transient (connection lost, database down, lock timeout, serialisation failure):
   the writer keeps the merged batch and retries it with exponential backoff (0.5 s
@@ -48,8 +48,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from tracker.models import Batch, Origin, QuarantineEntry
-from tracker.storage.api import Store
-from tracker.storage.errors import describe, is_transient
+from tracker.ports import Store
 
 log = Logger()
 
@@ -206,7 +205,8 @@ class BatchWriter:
                 self._settle(group, error)
             elif len(group) > 1:
                 log.warn("database refused a batch of {n} frames for good ({error}); "
-                         "splitting it to find the bad one", n=len(group), error=describe(error))
+                         "splitting it to find the bad one", n=len(group),
+                         error=self._store.describe(error))
                 half = len(group) // 2
                 groups[0:0] = [group[:half], group[half:]]
             else:
@@ -221,16 +221,16 @@ class BatchWriter:
                 write()
                 return None
             except Exception as error:
-                if not is_transient(error):
+                if not self._store.is_transient(error):
                     return error
                 self.failed_attempts += 1
                 if self._stop_deadline is not None and time.monotonic() >= self._stop_deadline:
                     log.error("database still failing at shutdown; {n} positions dropped "
                               "unacknowledged (devices resend them): {error}",
-                              n=positions, error=describe(error))
+                              n=positions, error=self._store.describe(error))
                     return WriterStopped("the database kept failing during shutdown")
                 log.warn("database write of {n} positions failed, retrying in {delay}s: {error}",
-                         n=positions, delay=delay_s, error=describe(error))
+                         n=positions, delay=delay_s, error=self._store.describe(error))
                 wait_s = delay_s
                 if self._stop_deadline is not None:
                     wait_s = max(0.0, min(wait_s, self._stop_deadline - time.monotonic()))
@@ -249,13 +249,13 @@ class BatchWriter:
         batch = item.batch
         device_ids = {record.device_id for record in (*batch.positions, *batch.events,
                                                       *batch.statuses)}
-        reason = describe(error)
+        reason = self._store.describe(error)
         entry = QuarantineEntry.of(batch.origin or SERVER_ORIGIN, reason, self._clock(),
                                    device_id=min(device_ids) if device_ids else None)
         stored = self._write(lambda: self._store.write_quarantine([entry]), 0)
         if stored is not None:
             log.error("could not quarantine refused data ({error}); dropped: {entry}",
-                      error=describe(stored), entry=entry)
+                      error=self._store.describe(stored), entry=entry)
         else:
             self.quarantined += 1
         log.warn("{protocol} data of device {device} quarantined: {reason}",

@@ -118,10 +118,10 @@ from twisted.web.resource import Resource
 
 from protocols import COMMAND_TYPES
 from tracker import editing
+from tracker.bounded_http import BoundedRequest
 from tracker.editing import EditError
-from tracker.http_adapter import BoundedRequest
 from tracker.models import User
-from tracker.storage.api import InUseError, NotFoundError, Store
+from tracker.ports import InUseError, NotFoundError, Store
 from web import jsonshapes
 from web.auth import (
     REALM,

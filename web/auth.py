@@ -81,7 +81,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from tracker.models import User
-from tracker.storage.api import Store
+from tracker.ports import Store
 
 log = Logger()
 

@@ -29,7 +29,7 @@ from twisted.web.iweb import IRequest
 
 from tracker import editing
 from tracker.models import User
-from tracker.storage.api import Store
+from tracker.ports import Store
 from web import jsonshapes
 from web.api import (
     GEOJSON_TYPE,

@@ -6,7 +6,7 @@
 - ``/api/server/health``: administrators only (401 without credentials, 403 for
   other users); JSON ``{"status", "database", "counters", "quarantine"}`` where
   ``counters`` come from the server (`counters()`: batch writer, device directory,
-  rule service ...: see `tracker.server.TrackerServer.counters`) and
+  rule service ...: see `tracker.app.TrackerServer.counters`) and
   ``quarantine.rows`` is the number of entries in the quarantine table.
   ``/api/server`` itself is served as before (`web.api.ServerResource`).
 """

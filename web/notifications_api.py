@@ -65,6 +65,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
 from tracker.models import PushToken, User
+from tracker.ports import NotFoundError
 from tracker.push.base import CHANNELS, INVALID_TOKEN, SENT, mask
 from tracker.push.confirm import (
     MAX_CODE_CHARS,
@@ -78,7 +79,6 @@ from tracker.push.confirm import (
 )
 from tracker.push.email import looks_like_address
 from tracker.push.preferences import NOTIFICATORS, Preferences, PreferencesError, TraccarNotification
-from tracker.storage.api import NotFoundError
 from web.api import (
     ApiError,
     CollectionResource,

@@ -13,9 +13,9 @@ from typing import Any
 
 from twisted.web.server import Site
 
-from tracker.http_adapter import BoundedSite
+from tracker.bounded_http import BoundedSite
+from tracker.ports import Store
 from tracker.push.confirm import ConfirmationMailer
-from tracker.storage.api import Store
 from web.api import (
     ApiContext,
     BoundedRequest,
@@ -66,7 +66,7 @@ def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = Fals
     `config_changed` is called after every successful configuration write through
     the API (geofences, groups, calendars, rules, permissions, device settings), so
     the running rule engine reloads at once.
-    Connection limits (`tracker.http_adapter.BoundedSite`): at most
+    Connection limits (`tracker.bounded_http.BoundedSite`): at most
     `max_connections` open connections (the next is answered 503 and closed), the
     request line and headers complete within `header_timeout_s` seconds of the
     connection or of the previous response (None: no such deadline), and

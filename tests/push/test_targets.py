@@ -18,13 +18,13 @@ from sqlalchemy import select, update
 from tests.push.fake_huawei import FakeHuawei
 from tests.push.fake_smtp import FakeSmtp
 from tests.push.test_dispatcher import T0, Clock, ScriptedNotifier, dispatcher, sos
+from tracker.ports import NotFoundError
 from tracker.push import confirm
 from tracker.push.confirm import ConfirmationRefused, PushTargetTaken
 from tracker.push.dispatcher import Dispatcher
 from tracker.push.email import EmailNotifier
 from tracker.push.huawei import HuaweiNotifier
 from tracker.storage import SqlStore
-from tracker.storage.api import NotFoundError
 from tracker.storage.schema import push_tokens
 
 HW_TOKEN = "IQAAAACy0kYhAADx2yK1-victims-phone-0123456789"

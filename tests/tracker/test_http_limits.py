@@ -1,4 +1,4 @@
-"""HTTP connection limits (tracker.http_adapter.BoundedSite) on the device HTTP site
+"""HTTP connection limits (tracker.bounded_http.BoundedSite) on the device HTTP site
 and the web site: header deadline, connection cap, rate-limited log lines."""
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from tests.tracker.doubles import (
     rule_service,
 )
 from tracker.adapters import Ingest
+from tracker.bounded_http import OVER_CAPACITY_RESPONSE, BoundedSite
 from tracker.devices import DeviceDirectory
-from tracker.http_adapter import OVER_CAPACITY_RESPONSE, BoundedSite, device_http_site
+from tracker.http_adapter import device_http_site
 from web.site import build_site
 
 NO_DEVICE = b"GET /?nothing HTTP/1.1\r\nHost: x\r\n\r\n"   # answered 400 at once, kept alive

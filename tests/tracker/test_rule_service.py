@@ -231,6 +231,7 @@ def test_the_writer_tells_the_rule_service_and_a_quarantined_enter_fires_again()
 
     from sqlalchemy.exc import DataError
 
+    from tracker.storage import errors
     from tracker.writer import BatchWriter
 
     class Store:
@@ -248,6 +249,9 @@ def test_the_writer_tells_the_rule_service_and_a_quarantined_enter_fires_again()
 
         def write_quarantine(self, entries):
             pass
+
+        is_transient = staticmethod(errors.is_transient)
+        describe = staticmethod(errors.describe)
 
     van, rules = _yard_service()
     store = Store()

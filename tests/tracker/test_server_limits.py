@@ -17,9 +17,8 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 
 from tests.tlscerts import make_tls_files
-from tracker import server as server_module
-from tracker.config import Config, ListenAddress
-from tracker.server import (
+from tracker import app as server_module
+from tracker.app import (
     DESCRIPTOR_MARGIN,
     StartupError,
     TrackerServer,
@@ -27,6 +26,7 @@ from tracker.server import (
     raise_descriptor_limit,
     tls_options,
 )
+from tracker.config import Config, ListenAddress
 from tracker.storage import open_store
 
 NOFILE = resource.RLIMIT_NOFILE

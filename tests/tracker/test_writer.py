@@ -10,6 +10,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from twisted.python.threadpool import ThreadPool
 
 from tracker.models import Batch, NewPosition, Origin
+from tracker.storage import errors
 from tracker.writer import BatchWriter, Quarantined, WriterOverloaded, WriterStopped, merge_batches
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -34,6 +35,10 @@ class RecordingStore:
             self.failures -= 1
             raise transient_error()
         self.batches.append(batch)
+
+    # the SQL store's classification, as SqlStore gives it
+    is_transient = staticmethod(errors.is_transient)
+    describe = staticmethod(errors.describe)
 
 
 def transient_error():

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from protocols import COMMAND_TYPES, gt06, wialon
 from tests.web.harness import ADMIN, ALICE, BOB, make_world
-from tracker.http_adapter import BoundedRequest
+from tracker.bounded_http import BoundedRequest
 from web import api, jsonshapes
 from web.validation import INT64_MAX, INT64_MIN, MAX_DEPTH, InputError, parse_json
 

@@ -1,12 +1,12 @@
 """Storage: SQLAlchemy Core on SQLite (embedded default) or PostgreSQL/PostGIS.
 
-`Store` is the interface the server depends on (`api.py`), `SqlStore` its only
+`Store` is the interface the server depends on (`tracker.ports`), `SqlStore` its only
 implementation (`sql.py`) and `open_store(url)` the way to get a migrated one; the
 tables live in `schema.py`, the Alembic revisions in `migrations/`, password hashing
 (Argon2id) in `passwords.py`.
 """
 
-from tracker.storage.api import UNCHANGED, DuplicateError, InUseError, NotFoundError, Store
+from tracker.ports import UNCHANGED, DuplicateError, InUseError, NotFoundError, Store
 from tracker.storage.sql import SqlStore, open_store
 
 __all__ = ["UNCHANGED", "DuplicateError", "InUseError", "NotFoundError", "SqlStore", "Store",

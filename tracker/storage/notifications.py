@@ -37,11 +37,11 @@ from tracker.models import (
     StoredEvent,
     User,
 )
+from tracker.ports import NotFoundError
 from tracker.push import confirm
 from tracker.push.base import token_hash
 from tracker.push.preferences import TraccarNotification
 from tracker.storage import records
-from tracker.storage.api import NotFoundError
 from tracker.storage.schema import (
     deliveries,
     delivery_attempts,

@@ -52,7 +52,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-DEFAULT_ORGANISATION_ID = 1   # created by the initial migration
+from tracker.models import DEFAULT_ORGANISATION_ID  # noqa: F401 - re-exported for migrations
+
 POSITION_GEOM_COLUMN = "geom"   # PostgreSQL only, see the module docstring
 
 # Deterministic constraint names, so that migrations can refer to them.

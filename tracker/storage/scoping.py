@@ -13,7 +13,7 @@ from sqlalchemy import Row, Table, select, true
 from sqlalchemy.engine import Connection
 
 from tracker.models import User
-from tracker.storage.api import NotFoundError
+from tracker.ports import NotFoundError
 
 
 def owned(table: Table, user: User | None) -> Any:

@@ -106,9 +106,9 @@ from tracker.models import (
     UnknownDeviceAttempt,
     User,
 )
+from tracker.ports import UNCHANGED, DuplicateError, InUseError, NotFoundError, Unchanged
 from tracker.sanitize import safe_text
-from tracker.storage import records
-from tracker.storage.api import UNCHANGED, DuplicateError, InUseError, NotFoundError, Unchanged
+from tracker.storage import errors, records
 from tracker.storage.notifications import NotificationsMixin
 from tracker.storage.passwords import Passwords
 from tracker.storage.schema import (
@@ -201,6 +201,12 @@ class SqlStore(NotificationsMixin):
             finally:
                 if sqlite_connection is not None:
                     sqlite_connection.execute("PRAGMA foreign_keys=ON")
+
+    def is_transient(self, error: BaseException) -> bool:
+        return errors.is_transient(error)
+
+    def describe(self, error: BaseException) -> str:
+        return errors.describe(error)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -1,4 +1,6 @@
-"""Assembles the running server: storage, batch writer, device listeners, web.
+"""The composition root: assembles the running server from storage, the domain
+services, device listeners and the web site (the one module that imports every
+layer; `tracker serve` runs it).
 
 `TrackerServer(config, reactor).start()` migrates the database, loads the rule
 configuration and the devices' rule states, starts the writer thread, the database

@@ -1,4 +1,6 @@
-"""The storage interface the rest of the server depends on.
+"""The storage interface the rest of the server depends on (a port: domain
+services, adapters and the web layer import this module, never `tracker.storage`;
+the composition root picks the implementation, `tracker.storage.SqlStore`).
 
 Every method is blocking and is called from a thread, never the reactor thread
 (the batch writer has its own; the web layer uses `deferToThreadPool`).  Methods
@@ -53,6 +55,14 @@ class Store(Protocol):
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
+
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether retrying the write that raised `error` may succeed (connection
+        lost, timeout, serialisation) rather than fail again for good (the data
+        is refused: bad text, out of range, constraint)."""
+
+    def describe(self, error: BaseException) -> str:
+        """`error` in one line for logs and the quarantine (no statement, no values)."""
 
     # devices
     def add_device(self, unique_id: str, name: str, organisation_id: int | None = None) -> Device:
