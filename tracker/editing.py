@@ -63,6 +63,7 @@ __all__ = [
     "optional_id",
     "permission_fields",
     "rule_fields",
+    "rule_name_and_enabled",
     "timezone_name",
 ]
 
@@ -385,11 +386,8 @@ def rule_fields(store: Any, user: Any, body: Any, *,
     (`organisation_id`; default the user's, or the default organisation for the
     CLI), so the store's geofences, calendars, devices and groups are read.
     """
+    name, enabled = rule_name_and_enabled(body)
     body = _body(body)
-    name = name_field(body.get("name"))
-    enabled = body.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise EditError(f"enabled: must be true or false, got {_describe(enabled)}")
     definition = {key: value for key, value in body.items() if key not in _RULE_FIELDS}
     if organisation_id is None:
         organisation_id = user.organisation_id if user is not None else DEFAULT_ORGANISATION_ID
@@ -406,6 +404,17 @@ def rule_fields(store: Any, user: Any, body: Any, *,
     except RuleError as error:
         raise EditError(str(error)) from None
     return RuleFields(name, rule.to_json(), enabled)
+
+
+def rule_name_and_enabled(body: Any) -> tuple[str, bool]:
+    """A rule body's name and enabled flag (default true), checked as `rule_fields`
+    checks them first; needs no store."""
+    body = _body(body)
+    name = name_field(body.get("name"))
+    enabled = body.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise EditError(f"enabled: must be true or false, got {_describe(enabled)}")
+    return name, enabled
 
 
 def permission_fields(body: Any) -> Permission:

@@ -466,14 +466,16 @@ class Authenticator:
         if old_token is not None:
             await self._call(self._store.delete_session, old_token)
         token = await self._call(self._store.create_session, user.id, self._session_lifetime)
-        request.cookies.append(session_cookie(token, secure=self.secure_cookies))
+        request.cookies.append(  # type: ignore[attr-defined]
+            session_cookie(token, secure=self.secure_cookies))
         return Login(user, token)
 
     async def logout(self, request: IRequest) -> None:
         token = session_token(request)
         if token is not None:
             await self._call(self._store.delete_session, token)
-        request.cookies.append(expired_session_cookie(secure=self.secure_cookies))
+        request.cookies.append(  # type: ignore[attr-defined]
+            expired_session_cookie(secure=self.secure_cookies))
 
 
 __all__ = [

@@ -5,10 +5,10 @@
   answers, ``500`` otherwise.
 - ``/api/server/health``: administrators only (401 without credentials, 403 for
   other users); JSON ``{"status", "database", "counters", "quarantine"}`` where
-  ``counters`` come from the server (`counters()`: batch writer, device directory,
-  rule service ...: see `tracker.app.TrackerServer.counters`) and
+  ``counters`` come from the server (``ApiContext.counters``: batch writer, device
+  directory, rule service ...: see `tracker.app.TrackerServer.counters`) and
   ``quarantine.rows`` is the number of entries in the quarantine table.
-  ``/api/server`` itself is served as before (`web.api.ServerResource`).
+  ``/api/server`` itself is `web.api.get_server`.
 """
 
 from __future__ import annotations
@@ -16,73 +16,43 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
-from twisted.web import server
-from twisted.web.iweb import IRequest
-from twisted.web.resource import Resource
 
-from web.api import ApiContext, ApiError, ServerResource
+from web.routes import TEXT_TYPE, Call, Reply, route
+from web.schemas import HealthOut
 
 log = Logger()
 
 Counters = Callable[[], Mapping[str, Any]]
 
 
-class ServerStatusResource(ServerResource):
-    """``/api/server`` and ``/api/server/health``."""
-
-    def __init__(self, context: ApiContext, counters: Counters | None = None) -> None:
-        super().__init__(context)
-        self._counters = counters or dict
-
-    def route(self, request: IRequest):
-        if request.postpath in ([b"health"], [b"health", b""]):
-            return {b"GET": "health"}, ()
-        return super().route(request)
-
-    async def health(self, request: IRequest, user: None) -> Any:
-        caller = await self.context.auth.require_user(request)
-        if not caller.administrator:
-            raise ApiError(403, "administrators only")
-        database = "ok"
-        rows = None
-        try:
-            rows = await self.context.call(self.context.store.quarantine_count)
-        except Exception as error:   # the database is what is being checked here
-            database = f"unavailable: {type(error).__name__}"
-        return {"status": "ok" if database == "ok" else "degraded", "database": database,
-                "counters": dict(self._counters()), "quarantine": {"rows": rows}}
+@route("GET", "/api/server/health", response=HealthOut, auth="admin")
+async def server_health(call: Call) -> Any:
+    """Our own: database state, the server's counters and the quarantine's size
+    (administrators only)."""
+    context = call.context
+    database = "ok"
+    rows = None
+    try:
+        rows = await context.call(context.store.quarantine_count)
+    except Exception as error:   # the database is what is being checked here
+        database = f"unavailable: {type(error).__name__}"
+    return {"status": "ok" if database == "ok" else "degraded", "database": database,
+            "counters": dict(context.counters()), "quarantine": {"rows": rows}}
 
 
-class HealthResource(Resource):
-    """``/api/health``: Traccar's plain-text check."""
+@route("GET", "/api/health", response=str, auth="none", content_types=("text/plain",),
+       errors=(500,))
+async def health(call: Call) -> Reply:
+    """Traccar's plain-text check: ``OK`` when the database answers, else a 500."""
+    context = call.context
+    try:
+        await context.call(context.store.ping)
+    except Exception as error:
+        # an outage is what this check reports, not a bug: one line, no traceback
+        log.warn("health check: database unavailable: {error}", error=error)
+        return Reply(500, b"database unavailable", content_type=TEXT_TYPE)
+    return Reply(200, b"OK", content_type=TEXT_TYPE)
 
-    isLeaf = True
 
-    def __init__(self, context: ApiContext) -> None:
-        super().__init__()
-        self.context = context
-
-    def render_GET(self, request: IRequest):  # noqa: N802 - twisted.web's name
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        request.setHeader(b"Cache-Control", b"no-store")
-        d = deferToThreadPool(self.context.reactor, self.context.threadpool,
-                              self.context.store.ping)
-
-        def answer(status: int, body: bytes) -> None:
-            if request.finished or request.channel is None:
-                return
-            request.setResponseCode(status)
-            request.write(body)
-            request.finish()
-
-        def unavailable(failure) -> None:
-            # an outage is what this check reports, not a bug: one line, no traceback
-            log.warn("health check: database unavailable: {error}", error=failure.value)
-            answer(500, b"database unavailable")
-
-        d.addCallbacks(lambda _: answer(200, b"OK"), unavailable)
-        return server.NOT_DONE_YET
-
-    render_HEAD = render_GET  # noqa: N815
+__all__ = ["Counters", "health", "server_health"]

@@ -53,23 +53,23 @@ while logged in, Basic or cookie).  200 with the target (``confirmed: true``); a
 target already confirmed is simply returned.  A wrong code is a 400 saying how many
 tries are left; the fifth wrong one voids the code, and a voided or expired (24 h)
 code is a 410: register the address again for a new one.
+
+Every route is declared once with `web.routes.route`; the e-mail confirmation
+mailer is ``ApiContext.confirmations`` (None: no e-mail channel configured).
 """
+
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from typing import Any
 
-from twisted.web.iweb import IRequest
-from twisted.web.resource import Resource
+from pydantic import Field, model_validator
 
-from tracker.models import PushToken, User
-from tracker.ports import NotFoundError
+from tracker.models import PushToken
+from tracker.ports import NotFoundError, Store
 from tracker.push.base import CHANNELS, INVALID_TOKEN, SENT, mask
 from tracker.push.confirm import (
     MAX_CODE_CHARS,
-    ConfirmationMailer,
     ConfirmationRefused,
     PushTargetTaken,
     TooManyMails,
@@ -79,23 +79,33 @@ from tracker.push.confirm import (
 )
 from tracker.push.email import looks_like_address
 from tracker.push.preferences import NOTIFICATORS, Preferences, PreferencesError, TraccarNotification
-from web.api import (
-    ApiError,
-    CollectionResource,
-    JsonResource,
-    Reply,
-    int_params,
-    json_body,
-    no_such_item,
-    single_int_param,
-    str_params,
-)
 from web.jsonshapes import format_time
+from web.routes import (
+    ApiError,
+    Call,
+    CheckedId,
+    CheckedObject,
+    CheckedText,
+    Ints,
+    JsonBody,
+    OneInt,
+    Query,
+    Reply,
+    Texts,
+    no_such_item,
+    refuse,
+    route,
+)
+from web.schemas import (
+    DeliveryOut,
+    NotificationOut,
+    NotificationTypeOut,
+    PreferencesOut,
+    TokenOut,
+)
 
 PLATFORMS = ("android", "ios", "web", "harmonyos", "other")
 MAX_TOKEN_CHARS = 4096
-_ID_RE = re.compile(r"[0-9]{1,18}")
-_CONFIRM = b"confirm"
 
 
 def token_json(token: PushToken) -> dict[str, Any]:
@@ -105,125 +115,148 @@ def token_json(token: PushToken) -> dict[str, Any]:
             "confirmed": is_confirmed(token)}
 
 
-class TokensResource(CollectionResource):
-    """The caller's push targets; see the module docstring.  `confirmations` (a
-    `tracker.push.confirm.ConfirmationMailer`, None when no e-mail channel is
-    configured) mails the codes of e-mail targets."""
+# -- push targets ------------------------------------------------------------------------
 
-    methods = {b"GET": "get", b"POST": "post"}
-    item_methods = {b"DELETE": "delete"}
-    confirm_methods = {b"GET": "confirm", b"POST": "confirm"}
+@route("GET", "/api/notifications/tokens", response=list[TokenOut])
+async def list_tokens(call: Call) -> Any:
+    """The user's push targets (masked), each with ``confirmed``."""
+    tokens = await call.context.call(call.context.store.push_tokens, call.user.id)
+    return [token_json(t) for t in tokens]
 
-    def __init__(self, context, confirmations: ConfirmationMailer | None = None) -> None:
-        super().__init__(context)
-        self.confirmations = confirmations
 
-    def route(self, request: IRequest) -> tuple[Mapping[bytes, str], tuple[Any, ...]] | None:
-        """Also ``/{id}/confirm`` (and ``/{id}/confirm/``)."""
-        postpath = request.postpath
-        if (len(postpath) in (2, 3) and postpath[1] == _CONFIRM
-                and (len(postpath) == 2 or postpath[2] == b"")):
-            text = postpath[0].decode("ascii", "replace")
-            if _ID_RE.fullmatch(text):
-                return self.confirm_methods, (int(text),)
-            return None
-        return super().route(request)
+class TokenBody(JsonBody):
+    """A push target: ``channel``, ``platform`` (default android) and ``token`` (the
+    app's token, a webhook URL, or an e-mail address)."""
 
-    async def get(self, request: IRequest, user: User) -> Any:
-        tokens = await self.context.call(self.context.store.push_tokens, user.id)
-        return [token_json(t) for t in tokens]
+    channel: CheckedText = Field(None, json_schema_extra={"enum": list(CHANNELS)})
+    platform: CheckedText = Field("android", json_schema_extra={"enum": list(PLATFORMS)})
+    token: CheckedText = Field(None, json_schema_extra={"maxLength": MAX_TOKEN_CHARS})
 
-    async def post(self, request: IRequest, user: User) -> Any:
-        body = json_body(request)
+    @classmethod
+    def check(cls, body: dict[str, Any]) -> tuple[str, str, str]:
         channel, platform, token = body.get("channel"), body.get("platform", "android"), body.get("token")
         if channel not in CHANNELS:
-            raise ApiError(400, f"channel: one of {', '.join(CHANNELS)}")
+            raise ValueError(f"channel: one of {', '.join(CHANNELS)}")
         if platform not in PLATFORMS:
-            raise ApiError(400, f"platform: one of {', '.join(PLATFORMS)}")
+            raise ValueError(f"platform: one of {', '.join(PLATFORMS)}")
         if not isinstance(token, str) or not token.strip() or len(token) > MAX_TOKEN_CHARS:
-            raise ApiError(400, f"token: a non-empty string of at most {MAX_TOKEN_CHARS} characters")
-        token = token.strip()
-        if channel == "webhook" and not user.administrator:
-            # A webhook makes the server POST to any URL it can reach, internal ones
-            # included: only administrators may point it somewhere.
-            raise ApiError(403, "webhooks are registered by administrators only")
-        if not needs_confirmation(channel):
-            stored = await self._register(user, channel, platform, token, None)
-            return token_json(stored.token)
-        return await self._register_email(user, platform, token)
+            raise ValueError(f"token: a non-empty string of at most {MAX_TOKEN_CHARS} characters")
+        return channel, platform, token.strip()
 
-    async def _register_email(self, user: User, platform: str, address: str) -> Any:
-        """An e-mail target: stored unconfirmed, its code mailed; withdrawn again
-        when the mail cannot be sent (nobody could confirm it)."""
-        if not looks_like_address(address):
-            raise ApiError(400, "token: an e-mail address (local@domain), without spaces")
-        mailer = self.confirmations
-        if mailer is None:
-            raise ApiError(400, "e-mail targets cannot be registered: this server has no e-mail "
-                                "channel configured ([push.email]), so no confirmation code can "
-                                "be sent")
-        try:
-            mailer.allow(user.id)
-        except TooManyMails as error:
-            raise ApiError(429, str(error), {"Retry-After": str(error.retry_after_s)}) from None
-        code = new_code()
-        try:
-            registration = await self._register(user, "email", platform, address, code)
-        except BaseException:
-            mailer.refund(user.id)
-            raise
-        target = registration.token
-        if not registration.code_issued:      # already confirmed: nothing to send
-            mailer.refund(user.id)
-            return token_json(target)
-        try:
-            result = await mailer.send(target.token, target.id, code)
-        except Exception:
-            await self.context.call(self.context.store.withdraw_push_token, user.id, target.id)
-            raise
-        if result.status != SENT:
-            await self.context.call(self.context.store.withdraw_push_token, user.id, target.id)
-            if result.status == INVALID_TOKEN:
-                raise ApiError(400, f"token: the mail server refused this address "
-                                    f"({result.error}); nothing was registered")
-            raise ApiError(502, f"the confirmation mail could not be sent ({result.error}); "
-                                "nothing was registered, try again later")
-        return {**token_json(target), "confirmationSent": True}
 
-    async def _register(self, user: User, channel: str, platform: str, token: str,
-                        code: str | None):
-        store = self.context.store
-        try:
-            return await self.context.call(
-                lambda: store.register_push_token(user.id, channel, platform, token,
-                                                  self.context.now(), confirm_code=code))
-        except PushTargetTaken as error:
-            raise ApiError(409, f"{error}; it cannot be registered again") from None
+@route("POST", "/api/notifications/tokens", body=TokenBody, response=TokenOut,
+       errors=(403, 409, 429, 502))
+async def add_token(call: Call, body: TokenBody) -> Any:
+    """Register a push target; an e-mail address is stored unconfirmed and mailed a code."""
+    channel, platform, token = body.checked
+    user = call.user
+    if channel == "webhook" and not user.administrator:
+        # A webhook makes the server POST to any URL it can reach, internal ones
+        # included: only administrators may point it somewhere.
+        raise ApiError(403, "webhooks are registered by administrators only")
+    if not needs_confirmation(channel):
+        stored = await _register(call, channel, platform, token, None)
+        return token_json(stored.token)
+    return await _register_email(call, platform, token)
 
-    async def confirm(self, token_id: int, request: IRequest, user: User) -> Any:
-        if request.method.upper() == b"POST":
-            code = json_body(request).get("code")
-        else:
-            codes = str_params(request, "code")
-            code = codes[0] if len(codes) == 1 else None
-        if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE_CHARS:
-            raise ApiError(400, f"code: the confirmation code from the mail (a string of at most "
-                                f"{MAX_CODE_CHARS} characters)")
-        store = self.context.store
-        try:
-            stored = await self.context.call(
-                store.confirm_push_token, user.id, token_id, code, self.context.now())
-        except NotFoundError:
-            raise no_such_item() from None
-        except ConfirmationRefused as refused:
-            raise ApiError(400 if refused.reason == "wrong" else 410, f"code: {refused}") from None
-        return token_json(stored)
 
-    async def delete(self, token_id: int, request: IRequest, user: User) -> Reply:
-        if not await self.context.call(self.context.store.delete_push_token, user.id, token_id):
-            raise no_such_item()
-        return Reply(204)
+async def _register_email(call: Call, platform: str, address: str) -> Any:
+    """An e-mail target: stored unconfirmed, its code mailed; withdrawn again
+    when the mail cannot be sent (nobody could confirm it)."""
+    context, user = call.context, call.user
+    if not looks_like_address(address):
+        raise ApiError(400, "token: an e-mail address (local@domain), without spaces")
+    mailer = context.confirmations
+    if mailer is None:
+        raise ApiError(400, "e-mail targets cannot be registered: this server has no e-mail "
+                            "channel configured ([push.email]), so no confirmation code can "
+                            "be sent")
+    try:
+        mailer.allow(user.id)
+    except TooManyMails as error:
+        raise ApiError(429, str(error), {"Retry-After": str(error.retry_after_s)}) from None
+    code = new_code()
+    try:
+        registration = await _register(call, "email", platform, address, code)
+    except BaseException:
+        mailer.refund(user.id)
+        raise
+    target = registration.token
+    if not registration.code_issued:      # already confirmed: nothing to send
+        mailer.refund(user.id)
+        return token_json(target)
+    try:
+        result = await mailer.send(target.token, target.id, code)
+    except Exception:
+        await context.call(context.store.withdraw_push_token, user.id, target.id)
+        raise
+    if result.status != SENT:
+        await context.call(context.store.withdraw_push_token, user.id, target.id)
+        if result.status == INVALID_TOKEN:
+            raise ApiError(400, f"token: the mail server refused this address "
+                                f"({result.error}); nothing was registered")
+        raise ApiError(502, f"the confirmation mail could not be sent ({result.error}); "
+                            "nothing was registered, try again later")
+    return {**token_json(target), "confirmationSent": True}
 
+
+async def _register(call: Call, channel: str, platform: str, token: str, code: str | None) -> Any:
+    context, user = call.context, call.user
+    store = context.store
+    try:
+        return await context.call(
+            lambda: store.register_push_token(user.id, channel, platform, token,
+                                              context.now(), confirm_code=code))
+    except PushTargetTaken as error:
+        raise ApiError(409, f"{error}; it cannot be registered again") from None
+
+
+class ConfirmBody(JsonBody):
+    code: CheckedText = Field(None, description="the confirmation code from the mail")
+
+
+class ConfirmQuery(Query):
+    code: Texts = Field(default_factory=list, description="the confirmation code from the mail")
+
+
+@route("POST", "/api/notifications/tokens/{id}/confirm", body=ConfirmBody, response=TokenOut,
+       errors=(404, 410))
+async def confirm_token(call: Call, id: int, body: ConfirmBody) -> Any:  # noqa: A002
+    """Confirm an e-mail target with the code from the mail."""
+    return await _confirm(call, id, body.raw.get("code"))
+
+
+@route("GET", "/api/notifications/tokens/{id}/confirm", query=ConfirmQuery, response=TokenOut,
+       errors=(404, 410))
+async def confirm_token_link(call: Call, id: int, query: ConfirmQuery) -> Any:  # noqa: A002
+    """The same, as the mail's link (``?code=``)."""
+    return await _confirm(call, id, query.code[0] if len(query.code) == 1 else None)
+
+
+async def _confirm(call: Call, token_id: int, code: Any) -> Any:
+    if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE_CHARS:
+        raise ApiError(400, f"code: the confirmation code from the mail (a string of at most "
+                            f"{MAX_CODE_CHARS} characters)")
+    context = call.context
+    try:
+        stored = await context.call(
+            context.store.confirm_push_token, call.user.id, token_id, code, context.now())
+    except NotFoundError:
+        raise no_such_item() from None
+    except ConfirmationRefused as refused:
+        raise ApiError(400 if refused.reason == "wrong" else 410, f"code: {refused}") from None
+    return token_json(stored)
+
+
+@route("DELETE", "/api/notifications/tokens/{id}", status=204, errors=(404,))
+async def delete_token(call: Call, id: int) -> Reply:  # noqa: A002
+    """Forget one push target."""
+    if not await call.context.call(call.context.store.delete_push_token, call.user.id, id):
+        raise no_such_item()
+    return Reply(204)
+
+
+# -- preferences ---------------------------------------------------------------------------
 
 def preferences_json(preferences: Preferences) -> dict[str, Any]:
     quiet = None
@@ -239,39 +272,63 @@ def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-class PreferencesResource(JsonResource):
-    methods = {b"GET": "get", b"PUT": "put"}
-
-    async def get(self, request: IRequest, user: User) -> Any:
-        stored = await self.context.call(self.context.store.preferences, user.id)
-        try:
-            return preferences_json(Preferences.from_json(stored))
-        except PreferencesError:
-            return preferences_json(Preferences())
-
-    async def put(self, request: IRequest, user: User) -> Any:
-        body = json_body(request)
-        try:
-            preferences = Preferences.from_json(body)
-        except PreferencesError as error:
-            raise ApiError(400, str(error)) from None
-        canonical = preferences_json(preferences)
-        await self.context.call(self.context.store.set_preferences, user.id, canonical)
-        return canonical
+@route("GET", "/api/notifications/preferences", response=PreferencesOut)
+async def get_preferences(call: Call) -> Any:
+    """The user's preferences (defaults filled in when none are stored)."""
+    stored = await call.context.call(call.context.store.preferences, call.user.id)
+    try:
+        return preferences_json(Preferences.from_json(stored))
+    except PreferencesError:
+        return preferences_json(Preferences())
 
 
-class DeliveriesResource(JsonResource):
-    methods = {b"GET": "get"}
+class PreferencesBody(JsonBody):
+    """`tracker.push.preferences`: what, from which devices, where, and when not."""
 
-    async def get(self, request: IRequest, user: User) -> Any:
-        event_ids = int_params(request, "eventId")
-        if len(event_ids) > 1:
-            raise ApiError(400, "eventId: give at most one")
-        return await self.context.call(_deliveries, self.context.store, user.id,
-                                       event_ids[0] if event_ids else None)
+    types: CheckedText = Field(None, json_schema_extra={"type": "array", "items": {"type": "string"}})
+    alarms: CheckedText = Field(None, json_schema_extra={"type": "array", "items": {"type": "string"}})
+    devices: CheckedText = Field(None, json_schema_extra={"type": "array",
+                                                          "items": {"type": "integer"}})
+    channels: CheckedText = Field(None, json_schema_extra={"type": "array",
+                                                           "items": {"type": "string"}})
+    quietHours: CheckedObject = Field(None, description='{"from": "HH:MM", "to": "HH:MM"} or null')
+    timezone: CheckedText = Field(None, description="IANA name; default UTC")
+    language: CheckedText = Field(None, description="en (default) or zh")
+    criticalOverride: CheckedText = Field(None, json_schema_extra={"type": "boolean"})
+
+    @classmethod
+    def check(cls, body: dict[str, Any]) -> Preferences:
+        return Preferences.from_json(body)
 
 
-def _deliveries(store, user_id: int, event_id: int | None) -> list[dict[str, Any]]:
+@route("PUT", "/api/notifications/preferences", body=PreferencesBody, response=PreferencesOut)
+async def put_preferences(call: Call, body: PreferencesBody) -> Any:
+    """Replace the user's preferences (400 names the field)."""
+    canonical = preferences_json(body.checked)
+    await call.context.call(call.context.store.set_preferences, call.user.id, canonical)
+    return canonical
+
+
+# -- deliveries ------------------------------------------------------------------------------
+
+class DeliveriesQuery(Query):
+    eventId: Ints = Field(default_factory=list, description="only this event's (at most one)")
+
+    @model_validator(mode="after")
+    def _one(self) -> DeliveriesQuery:
+        if len(self.eventId) > 1:
+            raise refuse("eventId: give at most one")
+        return self
+
+
+@route("GET", "/api/notifications/deliveries", query=DeliveriesQuery, response=list[DeliveryOut])
+async def list_deliveries(call: Call, query: DeliveriesQuery) -> Any:
+    """The user's deliveries, newest first, each with its attempts."""
+    return await call.context.call(_deliveries, call.context.store, call.user.id,
+                                   query.eventId[0] if query.eventId else None)
+
+
+def _deliveries(store: Store, user_id: int, event_id: int | None) -> list[dict[str, Any]]:
     answer = []
     found = store.deliveries_of(user_id, event_id)
     attempts_of = store.delivery_attempts([delivery.id for delivery in found])
@@ -298,96 +355,92 @@ def notification_json(n: TraccarNotification) -> dict[str, Any]:
             "attributes": dict(n.attributes), "calendarId": 0, "commandId": 0}
 
 
-def _notification_fields(body: dict[str, Any]) -> tuple[str, bool, str, dict[str, Any]]:
-    kind, always = body.get("type"), body.get("always", True)
-    notificators, attributes = body.get("notificators", ""), body.get("attributes") or {}
-    if not isinstance(kind, str) or not kind or len(kind) > 64:
-        raise ApiError(400, "type: an event type, e.g. alarm or geofenceEnter")
-    if not isinstance(always, bool):
-        raise ApiError(400, "always: true or false")
-    if not isinstance(notificators, str) or len(notificators) > 200:
-        raise ApiError(400, 'notificators: comma-separated names, e.g. "firebase,mail"')
-    unknown = {n.strip() for n in notificators.split(",") if n.strip()} - set(NOTIFICATORS) - {"web"}
-    if unknown:
-        raise ApiError(400, f"notificators: unknown {', '.join(sorted(unknown))}; "
-                            f"known: {', '.join(sorted({*NOTIFICATORS, 'web'}))}")
-    if not isinstance(attributes, dict):
-        raise ApiError(400, "attributes: an object")
-    return kind, always, notificators, attributes
+class NotificationBody(JsonBody):
+    """Traccar's notification: ``type`` (an event type), ``always`` (false: only the
+    devices and groups linked with /api/permissions), ``notificators``
+    (comma-separated: firebase / traccar = every push channel, mail, webhook; web is
+    accepted and has no effect), ``attributes``."""
+
+    id: CheckedId = None
+    type: CheckedText = Field(None, json_schema_extra={"enum": list(EVENT_TYPES)})
+    always: CheckedText = Field(True, json_schema_extra={"type": "boolean"})
+    notificators: CheckedText = ""
+    attributes: CheckedObject = None
+
+    @classmethod
+    def check(cls, body: dict[str, Any]) -> tuple[str, bool, str, dict[str, Any]]:
+        kind, always = body.get("type"), body.get("always", True)
+        notificators, attributes = body.get("notificators", ""), body.get("attributes") or {}
+        if not isinstance(kind, str) or not kind or len(kind) > 64:
+            raise ValueError("type: an event type, e.g. alarm or geofenceEnter")
+        if not isinstance(always, bool):
+            raise ValueError("always: true or false")
+        if not isinstance(notificators, str) or len(notificators) > 200:
+            raise ValueError('notificators: comma-separated names, e.g. "firebase,mail"')
+        unknown = {n.strip() for n in notificators.split(",") if n.strip()} - set(NOTIFICATORS) - {"web"}
+        if unknown:
+            raise ValueError(f"notificators: unknown {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sorted({*NOTIFICATORS, 'web'}))}")
+        if not isinstance(attributes, dict):
+            raise ValueError("attributes: an object")
+        return kind, always, notificators, attributes
 
 
-class TraccarNotificationsResource(CollectionResource):
-    """Traccar's ``/api/notifications`` CRUD on the caller's own subscriptions
-    (Traccar links notifications to users with /api/permissions; here the creator
-    owns it).  ``always: false`` limits one to the devices and groups linked with
-    ``POST /api/permissions {deviceId|groupId, notificationId}``; ``GET
-    ?deviceId=`` (``?groupId=``) lists those linked to one.  ``notificators``:
-    firebase / traccar (every push channel), mail (e-mail), webhook; web is accepted
-    and has no effect (no live page yet)."""
-
-    methods = {b"GET": "get", b"POST": "post"}
-    item_methods = {b"PUT": "put", b"DELETE": "delete"}
-
-    async def get(self, request: IRequest, user: User) -> Any:
-        device_id = single_int_param(request, "deviceId")
-        group_id = single_int_param(request, "groupId")
-        found = await self.context.call(lambda: self.context.store.traccar_notifications(
-            user.id, device_id=device_id, group_id=group_id))
-        return [notification_json(n) for n in found]
-
-    async def post(self, request: IRequest, user: User) -> Any:
-        kind, always, notificators, attributes = _notification_fields(json_body(request))
-        created = await self.context.call(self.context.store.add_traccar_notification, user.id,
-                                          kind, always, notificators, attributes)
-        return notification_json(created)
-
-    async def put(self, notification_id: int, request: IRequest, user: User) -> Any:
-        kind, always, notificators, attributes = _notification_fields(
-            json_body(request, notification_id))
-        updated = await self.context.call(
-            lambda: self.context.store.update_traccar_notification(
-                user.id, notification_id, type=kind, always=always, notificators=notificators,
-                attributes=attributes))
-        if updated is None:
-            raise no_such_item()
-        return notification_json(updated)
-
-    async def delete(self, notification_id: int, request: IRequest, user: User) -> Reply:
-        if not await self.context.call(self.context.store.delete_traccar_notification, user.id,
-                                       notification_id):
-            raise no_such_item()
-        return Reply(204)
+class NotificationsQuery(Query):
+    deviceId: OneInt = Field(None, description="those linked to this device")
+    groupId: OneInt = Field(None, description="those linked to this group")
 
 
-class NotificationTypesResource(JsonResource):
-    methods = {b"GET": "get"}
+@route("GET", "/api/notifications", query=NotificationsQuery, response=list[NotificationOut])
+async def list_notifications(call: Call, query: NotificationsQuery) -> Any:
+    """Traccar's notifications: the caller's own subscriptions (the creator owns one)."""
+    context, user = call.context, call.user
+    found = await context.call(lambda: context.store.traccar_notifications(
+        user.id, device_id=query.deviceId, group_id=query.groupId))
+    return [notification_json(n) for n in found]
 
-    async def get(self, request: IRequest, user: User) -> Any:
-        return [{"type": kind} for kind in EVENT_TYPES]
+
+@route("POST", "/api/notifications", body=NotificationBody, response=NotificationOut)
+async def add_notification(call: Call, body: NotificationBody) -> Any:
+    """Subscribe."""
+    kind, always, notificators, attributes = body.checked
+    created = await call.context.call(call.context.store.add_traccar_notification, call.user.id,
+                                      kind, always, notificators, attributes)
+    return notification_json(created)
 
 
-class NotificationsRoot(Resource):
-    """``/api/notifications``: Traccar's collection (and ``/{id}``), plus the named
-    children tokens, preferences, deliveries and types.
+@route("PUT", "/api/notifications/{id}", body=NotificationBody, response=NotificationOut,
+       errors=(404,))
+async def put_notification(call: Call, id: int, body: NotificationBody) -> Any:  # noqa: A002
+    """Replace a subscription."""
+    kind, always, notificators, attributes = body.checked
+    context, user = call.context, call.user
+    updated = await context.call(
+        lambda: context.store.update_traccar_notification(
+            user.id, id, type=kind, always=always, notificators=notificators,
+            attributes=attributes))
+    if updated is None:
+        raise no_such_item()
+    return notification_json(updated)
 
-    `confirmations` mails the confirmation codes of e-mail targets
-    (`tracker.push.confirm.confirmation_mailer` over the configured e-mail
-    channel); None, the default: no e-mail channel, and registering an e-mail
-    target is a 400 saying so."""
 
-    def __init__(self, context, *, confirmations: ConfirmationMailer | None = None) -> None:
-        super().__init__()
-        self.collection = TraccarNotificationsResource(context)
-        self.named = {b"tokens": TokensResource(context, confirmations),
-                      b"preferences": PreferencesResource(context),
-                      b"deliveries": DeliveriesResource(context),
-                      b"types": NotificationTypesResource(context)}
+@route("DELETE", "/api/notifications/{id}", status=204, errors=(404,))
+async def delete_notification(call: Call, id: int) -> Reply:  # noqa: A002
+    """Unsubscribe."""
+    if not await call.context.call(call.context.store.delete_traccar_notification, call.user.id,
+                                   id):
+        raise no_such_item()
+    return Reply(204)
 
-    def getChild(self, path: bytes, request: IRequest) -> Resource:
-        if path in self.named:
-            return self.named[path]
-        request.postpath.insert(0, request.prepath.pop())   # an id: the collection's item
-        return self.collection
 
-    def render(self, request: IRequest):
-        return self.collection.render(request)
+@route("GET", "/api/notifications/types", response=list[NotificationTypeOut])
+async def notification_types(call: Call) -> Any:
+    """The event types one can subscribe to."""
+    return [{"type": kind} for kind in EVENT_TYPES]
+
+
+__all__ = [
+    "EVENT_TYPES", "MAX_TOKEN_CHARS", "PLATFORMS", "ConfirmBody", "DeliveriesQuery",
+    "NotificationBody", "PreferencesBody", "TokenBody", "notification_json", "preferences_json",
+    "token_json",
+]

@@ -1,8 +1,9 @@
-"""Assembles the twisted.web resource tree: ``/api/...`` (see `web.api` and, for the
-configuration resources, `web.config_api`).
+"""Assembles the site: every route declared with `web.routes.route` (in `web.api`,
+`web.config_api`, `web.notifications_api`, `web.health` and `web.openapi`) served
+by one Klein app (`web.routes.build_resource`), on a `BoundedSite`.
 
-Pages and the WebSocket will hang further children on the root returned here
-(``site.resource``); anything not claimed answers a JSON 404.
+Pages and the WebSocket will be declared as further routes; anything not declared
+answers a JSON 404.
 """
 
 from __future__ import annotations
@@ -13,32 +14,15 @@ from typing import Any
 
 from twisted.web.server import Site
 
-from tracker.bounded_http import BoundedSite
+from tracker.bounded_http import BoundedRequest, BoundedSite
 from tracker.ports import Store
 from tracker.push.confirm import ConfirmationMailer
-from web.api import (
-    ApiContext,
-    BoundedRequest,
-    CommandLogResource,
-    CommandSendResource,
-    CommandTypesResource,
-    DevicesResource,
-    JsonRoot,
-    PositionsResource,
-    SessionResource,
-)
+
+# The modules that declare the routes (imported for their declarations).
+from web import api, config_api, health, notifications_api, openapi  # noqa: F401
 from web.auth import Authenticator
-from web.config_api import (
-    CalendarsResource,
-    EventsReportResource,
-    EventsResource,
-    GeofencesResource,
-    GroupsResource,
-    PermissionsResource,
-    RulesResource,
-)
-from web.health import Counters, HealthResource, ServerStatusResource
-from web.notifications_api import NotificationsRoot
+from web.health import Counters
+from web.routes import API, ApiContext, build_resource
 
 IDLE_TIMEOUT_S = 60
 
@@ -78,30 +62,9 @@ def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = Fals
     auth = Authenticator(store, threadpool, reactor, secure_cookies=secure_cookies)
     context = ApiContext(store=store, threadpool=threadpool, reactor=reactor, auth=auth,
                          version=server_version(), commands=commands,
-                         config_changed=config_changed)
-    api = JsonRoot()
-    api.putChild(b"server", ServerStatusResource(context, counters))
-    api.putChild(b"health", HealthResource(context))
-    api.putChild(b"session", SessionResource(context))
-    api.putChild(b"devices", DevicesResource(context))
-    api.putChild(b"positions", PositionsResource(context))
-    commands_root = JsonRoot()
-    commands_root.putChild(b"send", CommandSendResource(context))
-    commands_root.putChild(b"types", CommandTypesResource(context))
-    commands_root.putChild(b"log", CommandLogResource(context))
-    api.putChild(b"commands", commands_root)
-    api.putChild(b"geofences", GeofencesResource(context))
-    api.putChild(b"permissions", PermissionsResource(context))
-    api.putChild(b"groups", GroupsResource(context))
-    api.putChild(b"calendars", CalendarsResource(context))
-    api.putChild(b"rules", RulesResource(context))
-    api.putChild(b"events", EventsResource(context))
-    reports = JsonRoot()
-    reports.putChild(b"events", EventsReportResource(context))
-    api.putChild(b"reports", reports)
-    api.putChild(b"notifications", NotificationsRoot(context, confirmations=confirmations))
-    root = JsonRoot()
-    root.putChild(b"api", api)
+                         config_changed=config_changed, counters=counters or dict,
+                         confirmations=confirmations)
+    root = build_resource(API, context)
 
     site = BoundedSite(root, max_connections=max_connections, header_timeout_s=header_timeout_s,
                        name="web", requestFactory=BoundedRequest,

@@ -5,6 +5,7 @@ commands that check the device's visibility before anything else."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from protocols import COMMAND_TYPES, gt06, wialon
 from tests.web.harness import ADMIN, ALICE, BOB, make_world
 from tracker.bounded_http import BoundedRequest
-from web import api, jsonshapes
+from web import api, jsonshapes, routes
 from web.validation import INT64_MAX, INT64_MIN, MAX_DEPTH, InputError, parse_json
 
 CIRCLE = {"name": "Depot", "area": "CIRCLE (52.5 13.4, 200)"}
@@ -279,11 +280,14 @@ def test_jsonshapes_dumps_is_ascii():
     assert jsonshapes.dumps({"k": "\ud800 é 中"}) == b'{"k":"\\ud800 \\u00e9 \\u4e2d"}'
 
 
-def test_header_values_that_cannot_be_encoded_do_not_raise(world, monkeypatch):
-    async def get(self, request, user):
+def test_header_values_that_cannot_be_encoded_do_not_raise(tmp_path, monkeypatch):
+    async def get(call):
         return api.Reply(200, {"ok": True}, {"X-Note": "snow \u2603\r\nX-Injected: 1", "X-\u00e9": "b"})
 
-    monkeypatch.setattr(api.ServerResource, "get", get)
+    patched = [dataclasses.replace(r, handler=get) if (r.method, r.path) == ("GET", "/api/server")
+               else r for r in routes.API.routes]
+    monkeypatch.setattr(routes.API, "routes", patched)
+    world = make_world(tmp_path / "headers.db")   # built with the patched declaration
     response = world.client.request("GET", "/api/server")
     assert response.status == 200 and finished_json(response) == {"ok": True}
     assert response.header("X-Note") == "snow ?  X-Injected: 1"
@@ -305,7 +309,7 @@ def _assert_last_resort_500(response):
                                   "/api/server/extra"])
 def test_an_exception_while_building_the_error_answer_still_ends_in_a_500_and_a_close(
         world, monkeypatch, logged_failures, path):
-    monkeypatch.setattr(api, "error_reply", _boom)
+    monkeypatch.setattr(routes, "error_reply", _boom)
     _assert_last_resort_500(call(world, "GET", path))
     failures = [e["log_failure"].value for e in logged_failures if "log_failure" in e]
     assert failures and all(isinstance(f, RuntimeError) for f in failures)
@@ -322,7 +326,7 @@ def test_an_exception_while_serialising_any_answer_still_ends_in_a_500_and_a_clo
 
 def test_an_exception_in_the_failure_handler_still_ends_in_a_500_and_a_close(
         world, monkeypatch, logged_failures):
-    monkeypatch.setattr(api, "_reply_for_failure", _boom)
+    monkeypatch.setattr(routes, "_reply_for_failure", _boom)
     _assert_last_resort_500(call(world, "GET", "/api/groups/999"))
     logged_failures.clear()
 

@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from tests.push.fake_smtp import FakeSmtp
-from tests.web.harness import ADMIN, ALICE, BOB, T0, make_world
+from tests.web.harness import ADMIN, ALICE, BOB, T0, Client, make_world
 from tracker.models import Batch, NewEvent
 from tracker.push.base import SENT, SendResult
 from tracker.push.confirm import ConfirmationMailer
 from tracker.push.dispatcher import Dispatcher
 from tracker.push.email import EmailNotifier
 from tracker.storage.schema import notification_devices
-from web.notifications_api import NotificationsRoot
+from web.site import build_site
 
 
 @pytest.fixture
@@ -226,16 +226,16 @@ def smtp():
 
 @pytest.fixture
 def mail_world(world, smtp):
-    """`world` with an e-mail channel on the fake SMTP server: NotificationsRoot gets
-    the ConfirmationMailer as `web.site.build_site` passes it when [push.email] is
-    configured (the mail goes out through the world's thread pool here)."""
+    """`world` with an e-mail channel on the fake SMTP server: its site is built with
+    the ConfirmationMailer as `tracker.app` passes it to `web.site.build_site` when
+    [push.email] is configured (the mail goes out through the world's thread pool here)."""
     world.email = EmailNotifier({"host": smtp.host, "port": smtp.port, "starttls": False,
                                  "from_address": MAILER, "timeout_s": 5})
     world.mailer = ConfirmationMailer(world.email, world.reactor, world.threadpool,
                                       public_url=PUBLIC_URL)
-    api = world.site.resource.children[b"api"]
-    context = api.children[b"notifications"].collection.context
-    api.putChild(b"notifications", NotificationsRoot(context, confirmations=world.mailer))
+    world.site = build_site(world.store, world.threadpool, world.reactor, commands=world.commands,
+                            confirmations=world.mailer)
+    world.client = Client(world.site)
     return world
 
 
