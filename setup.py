@@ -19,9 +19,12 @@ setup(
         "firebase-admin>=6.5",        # FCM HTTP v1 (tracker/push/fcm.py)
         "httpx[http2]>=0.27",         # the other push gateways; HTTP/2 for APNs
         "pyjwt[crypto]>=2.8",         # APNs ES256 provider tokens
+        "klein>=24.8",                # the HTTP API's routing layer on twisted.web (web/routes.py)
+        "pydantic>=2",                # the API's input models and OpenAPI schemas
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "import-linter>=2.1"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "import-linter>=2.1",
+                 "mypy>=1.10", "mypy-zope>=1.0"],   # mypy: the lint env; mypy-zope its plugin
     },
     entry_points={"console_scripts": ["tracker = tracker.cli:main"]},
 )
