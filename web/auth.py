@@ -72,6 +72,7 @@ import hashlib
 import ipaddress
 import math
 import re
+import secrets
 import urllib.parse
 
 from twisted.internet.defer import Deferred
@@ -95,6 +96,8 @@ ACCOUNT_MAX_FAILURES = 30        # per account from all addresses, in ACCOUNT_WI
 ACCOUNT_WINDOW_S = 3_600.0
 TRUSTED_S = 7 * 86_400.0         # a successful address is exempt from the account limit
 MAX_TRACKED_KEYS = 100_000
+CREDENTIAL_TTL_S = 60.0          # a verified Basic credential is trusted this long
+MAX_CACHED_CREDENTIALS = 10_000
 MAX_CLIENT_KEY_CHARS = 64
 KEY_HASH_CHARS = 32              # hex digits of SHA-256 kept (128 bits)
 
@@ -382,6 +385,61 @@ class LoginRateLimiter:
 
 # -- the authenticator ---------------------------------------------------------------
 
+class CredentialCache:
+    """Basic credentials that passed the Argon2 check recently, so that a client
+    polling with Basic auth (pytraccar, Home Assistant) costs one user lookup per
+    request instead of ~100 ms of Argon2.
+
+    Entries are keyed by a BLAKE2b MAC of (e-mail, password) under a random key
+    made at start, so the table never holds a password or anything that can be
+    checked against one offline; they expire `ttl_s` after the check (the clock is
+    the reactor's) and at most `max_entries` are kept (least recently used dropped).
+    `forget_user` drops a user's entries at once (password change, user disabled or
+    deleted); the TTL bounds what another process's change can miss.  Only
+    successes are kept: a wrong password always goes to the rate limiter and Argon2.
+    """
+
+    def __init__(self, clock: IReactorTime, *, ttl_s: float = CREDENTIAL_TTL_S,
+                 max_entries: int = MAX_CACHED_CREDENTIALS) -> None:
+        self._clock = clock
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._mac_key = secrets.token_bytes(32)
+        self._entries: collections.OrderedDict[bytes, tuple[int, float]] = collections.OrderedDict()
+
+    def key(self, email: str, password: str) -> bytes:
+        data = email.encode("utf-8", "surrogatepass") + b"\0" + password.encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(data, key=self._mac_key, digest_size=32).digest()
+
+    def user_id(self, key: bytes) -> int | None:
+        """The user these credentials were verified for, while the entry is fresh."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        user_id, expires = entry
+        if self._clock.seconds() >= expires:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return user_id
+
+    def remember(self, key: bytes, user_id: int) -> None:
+        self._entries[key] = (user_id, self._clock.seconds() + self._ttl_s)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, key: bytes) -> None:
+        self._entries.pop(key, None)
+
+    def forget_user(self, user_id: int) -> None:
+        for key in [k for k, (uid, _) in self._entries.items() if uid == user_id]:
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Login:
     user: User
@@ -400,6 +458,7 @@ class Authenticator:
         self.secure_cookies = secure_cookies
         self._session_lifetime = session_lifetime
         self.limiter = limiter if limiter is not None else LoginRateLimiter(reactor)
+        self.credentials = CredentialCache(reactor)
 
     def _call(self, fn, *args):
         return deferToThreadPool(self._reactor, self._threadpool, fn, *args)
@@ -409,13 +468,25 @@ class Authenticator:
 
     async def check_password(self, email: str, password: str, client: str, *,
                              basic_challenge: bool) -> User:
-        """The user for these credentials, through the rate limiter."""
+        """The user for these credentials, through the rate limiter.
+
+        Credentials verified within `CREDENTIAL_TTL_S` skip Argon2 (see
+        `CredentialCache`): the user is read again (so a deleted user or a changed
+        e-mail is noticed at once), and a refusal by the rate limiter still wins.
+        """
         limiter = self.limiter
+        key = self.credentials.key(email, password)
         while True:
             retry_after_s = limiter.retry_after_s(email, client)
             if retry_after_s is not None:
                 log.info("login refused by rate limit for client {client}", client=client)
                 raise TooManyAttempts(retry_after_s)
+            cached_id = self.credentials.user_id(key)
+            if cached_id is not None:
+                cached = await self._call(self._store.user_by_email, email)
+                if cached is not None and cached.id == cached_id:
+                    return cached
+                self.credentials.forget(key)
             if limiter.has_slot(email, client):
                 break
             await limiter.wait_for_slot()
@@ -430,6 +501,7 @@ class Authenticator:
             log.info("failed login from client {client}", client=client)
             raise AuthenticationFailed("wrong email or password",
                                        basic_challenge=basic_challenge)
+        self.credentials.remember(key, user.id)
         return user
 
     async def require_user(self, request: IRequest) -> User:
@@ -479,7 +551,7 @@ class Authenticator:
 
 
 __all__ = [
-    "AuthenticationFailed", "Authenticator", "COOKIE_NAME", "LoginRateLimiter",
+    "AuthenticationFailed", "Authenticator", "COOKIE_NAME", "CredentialCache", "LoginRateLimiter",
     "TooManyAttempts", "UNSAFE_METHODS", "account_key", "client_key", "parse_basic", "same_origin",
     "session_cookie", "session_token",
 ]

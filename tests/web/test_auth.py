@@ -551,3 +551,65 @@ def test_origin_null_is_refused_on_unsafe_requests(world):
     login(world.client)
     assert world.client.request("DELETE", "/api/session",
                                 headers={"Origin": "null"}).status == 403
+
+
+# -- verified Basic credentials are cached ---------------------------------------------
+
+def counting_authenticate(world, monkeypatch):
+    calls = []
+    real = world.store.authenticate
+
+    def authenticate(email, password):
+        calls.append(email)
+        return real(email, password)
+    monkeypatch.setattr(world.store, "authenticate", authenticate)
+    return calls
+
+
+def test_a_basic_poll_runs_argon2_once_per_ttl(world, monkeypatch):
+    from web.auth import CREDENTIAL_TTL_S
+    calls = counting_authenticate(world, monkeypatch)
+    for _ in range(5):
+        assert world.client.request("GET", "/api/devices", auth=ALICE).status == 200
+    assert len(calls) == 1
+    world.reactor.advance(CREDENTIAL_TTL_S)
+    assert world.client.request("GET", "/api/devices", auth=ALICE).status == 200
+    assert len(calls) == 2, "an expired entry is checked again"
+
+
+def test_a_cached_right_password_lets_no_wrong_one_through(world, monkeypatch):
+    calls = counting_authenticate(world, monkeypatch)
+    assert world.client.request("GET", "/api/devices", auth=ALICE).status == 200
+    assert world.client.request("GET", "/api/devices", auth=(ALICE[0], "wrong")).status == 401
+    assert world.client.request("GET", "/api/devices",
+                                auth=(ALICE[0].upper(), PASSWORD)).status == 200
+    assert len(calls) == 3, "wrong and differently spelt credentials are never cache hits"
+
+
+def test_a_deleted_user_is_not_served_from_the_cache(world, monkeypatch):
+    assert world.client.request("GET", "/api/devices", auth=ALICE).status == 200
+    monkeypatch.setattr(world.store, "user_by_email", lambda email: None)
+    monkeypatch.setattr(world.store, "authenticate", lambda email, password: None)
+    assert world.client.request("GET", "/api/devices", auth=ALICE).status == 401
+
+
+def test_the_rate_limiter_still_refuses_a_cached_credential(world):
+    assert world.client.request("GET", "/api/devices", auth=ALICE).status == 200
+    for _ in range(MAX_FAILURES):
+        world.client.request("GET", "/api/devices", auth=(ALICE[0], "wrong"))
+    assert world.client.request("GET", "/api/devices", auth=ALICE).status == 429
+
+
+def test_credential_cache_is_bounded_and_forgets_a_user():
+    from web.auth import CredentialCache
+    clock = Clock()
+    cache = CredentialCache(clock, ttl_s=60, max_entries=3)
+    keys = [cache.key(f"u{i}@example.com", "pw") for i in range(4)]
+    for i, key in enumerate(keys):
+        cache.remember(key, i)
+    assert len(cache) == 3 and cache.user_id(keys[0]) is None
+    assert cache.user_id(keys[3]) == 3
+    cache.forget_user(3)
+    assert cache.user_id(keys[3]) is None
+    assert cache.key("a@example.com", "pw") != cache.key("a@example.com", "pW")
+    assert b"pw" not in cache.key("a@example.com", "pw")
