@@ -20,8 +20,12 @@ strings (lat lon).
   thresholds, changes and event conditions, with device/group, zone and calendar
   filters and a message template.
 - `geofence.engine`: `Engine` turns one device's fixes, status reports, connections
-  and clock ticks (`Fix`, `DeviceContext`, `Profile`, `ZoneRule`) into `Happening`s,
-  keeping a JSON-serialisable `DeviceState`.
+  and clock ticks (`Fix`, `DeviceContext`, `Profile`, `ZoneRule`, in
+  `geofence.records`) into `Happening`s, keeping a JSON-serialisable `DeviceState`
+  (`geofence.state`: one slice per handler).
+- `geofence.chain`: the `Handler` base class of the built-in rules and what a handler
+  sees; `geofence.handlers`: one module per built-in rule and the ordered registry
+  `HANDLERS` (a new built-in rule is one class there and one registry line).
 """
 
 from geofence.calendar import Calendar, CalendarError

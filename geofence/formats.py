@@ -86,6 +86,7 @@ def feature_from_input(*, area: str | None = None, wkt: str | None = None,
         return _from_area(area, attributes)
     if wkt is not None:
         return _from_wkt(wkt, attributes)
+    assert geojson is not None   # exactly one was given
     return _from_geojson(geojson)
 
 
@@ -175,7 +176,8 @@ def _from_geojson(obj: Mapping[str, Any] | str) -> dict[str, Any]:
             raise ZoneError(f"GeoJSON is not valid JSON: {exc}") from exc
     if not isinstance(obj, Mapping):
         raise ZoneError(f"GeoJSON must be an object, got {type(obj).__name__}")
-    geometry, properties = obj, {}
+    geometry: Any = obj
+    properties: Any = {}
     if obj.get("type") == "Feature":
         geometry, properties = obj.get("geometry"), obj.get("properties") or {}
         if not isinstance(geometry, Mapping) or not isinstance(properties, Mapping):

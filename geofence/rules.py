@@ -61,7 +61,7 @@ import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from geofence.events import GEOFENCE_EVENTS, EventType
 
@@ -195,7 +195,7 @@ class AttributeCondition:
             if number is None or previous is None:
                 return False
             change = previous - number if operator == "dropsBy" else number - previous
-            return change >= threshold
+            return isinstance(threshold, int | float) and change >= threshold   # numeric: validated
         if isinstance(threshold, bool):
             flag = _to_bool(observed)
             return flag is not None and (flag == threshold) == (operator == "==")
@@ -432,7 +432,8 @@ def _ids(raw: Any, path: str, what: str, known: Collection[int] | None) -> froze
         return frozenset()
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raise RuleError(f"{path}: expected a list of {what} ids, got {_describe(raw)}")
-    return frozenset(_reference(item, f"{path}[{number}]", what, known) for number, item in enumerate(raw))
+    ids = (_reference(item, f"{path}[{number}]", what, known) for number, item in enumerate(raw))
+    return frozenset(cast(int, value) for value in ids)   # a null item is kept as None (as before)
 
 
 def _then(raw: Any, when: AttributeCondition | EventCondition) -> Action:

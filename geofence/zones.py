@@ -162,7 +162,7 @@ def split_at_antimeridian(geometry: shapely.Geometry) -> shapely.Geometry:
         part = geometry.intersection(clip)
         if not part.is_empty:
             parts.append(translate(part, xoff=shift))
-    pieces = []
+    pieces: list[shapely.Geometry] = []
     for part in parts:
         pieces.extend(getattr(part, "geoms", [part]))
     keep = [p for p in pieces if p.geom_type in ("Polygon", "LineString") and not p.is_empty]
@@ -269,7 +269,8 @@ def corridor(zone_id: ZoneId, name: str, line: Coords, width_m: float) -> Zone:
         xs, ys = local.transform([_wrap(x, 0.0) for x in lons], lats)
         buffered = LineString(zip(xs, ys, strict=True)).buffer(width_m / 2.0, quad_segs=16)
         buffered = shapely.segmentize(buffered, _DENSIFY_M)
-        ex, ey = local.transform(*buffered.exterior.xy, direction="INVERSE")
+        outline_x, outline_y = buffered.exterior.xy
+        ex, ey = local.transform(outline_x, outline_y, direction="INVERSE")
         pieces.append(Polygon([(_wrap(x, mid_lon), y) for x, y in zip(ex, ey, strict=True)]))
     geometry = shapely.union_all(pieces)
     if geometry.is_empty or not geometry.is_valid:

@@ -139,7 +139,8 @@ class RuleBook:
             by_group.setdefault(group_id, set()).add(geofence_id)
         self._contexts: dict[int, DeviceContext] = {}
         for device in config.devices:
-            zone_ids = by_device.get(device.id, set()) | by_group.get(device.group_id, set())
+            group_zones = by_group.get(device.group_id, set()) if device.group_id is not None else set()
+            zone_ids = by_device.get(device.id, set()) | group_zones
             self._contexts[device.id] = self._context(device, frozenset(zone_ids & known_zones))
 
     def context_by_id(self, device_id: int) -> DeviceContext | None:
@@ -260,7 +261,7 @@ class RuleService:
         start, before listening)."""
         self.use(self._store.rule_config(), self._store.rule_states())
         log.info("rules loaded: revision {revision}, {states} device states",
-                 revision=self.book.revision, states=len(self.states))
+                 revision=self._book().revision, states=len(self.states))
 
     def use(self, config: RuleConfig, states: Mapping[int, Mapping[str, Any]] = {}) -> None:
         """Take this configuration and these committed states (`load`, tests)."""
@@ -284,6 +285,11 @@ class RuleService:
             if loop.running:
                 loop.stop()
         self._loops = []
+
+    def _book(self) -> RuleBook:
+        if self.book is None:
+            raise RuntimeError("the rule service has no configuration yet (call load or use)")
+        return self.book
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._reactor.seconds(), dt.UTC)
@@ -322,15 +328,15 @@ class RuleService:
 
     def on_fix(self, device: Device, position, now: dt.datetime) -> list[NewEvent]:
         """Events of a live fix (`position` a protocols.Position); state updated."""
-        happenings = self.book.engine.fix(self.book.context(device), self.state(device),
-                                          _fix(position), now)
+        book = self._book()
+        happenings = book.engine.fix(book.context(device), self.state(device), _fix(position), now)
         return to_events(device.id, happenings, position.fix_time)
 
     def on_status(self, device: Device, attributes: Mapping[str, Any], time: dt.datetime,
                   now: dt.datetime) -> list[NewEvent]:
         """Events of a report without a fix of its own (heartbeat, invalid fix)."""
-        happenings = self.book.engine.status(self.book.context(device), self.state(device),
-                                             attributes, time, now)
+        book = self._book()
+        happenings = book.engine.status(book.context(device), self.state(device), attributes, time, now)
         return to_events(device.id, happenings)
 
     def snapshot(self, device: Device) -> RuleState:

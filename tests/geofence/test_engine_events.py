@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from geofence.calendar import Calendar
 from geofence.engine import DeviceContext, DeviceState, Engine, EventType, Fix, Happening, Profile, ZoneRule
+from geofence.handlers import StatusHandler
 from geofence.rules import parse_rule
 from geofence.zones import GEOD, circle, from_wkt
 
@@ -232,7 +233,7 @@ def test_tick_marks_a_silent_device_unknown_once():
     assert device.tick(599) == []
     assert device.tick(700) == [Happening("deviceUnknown", at(600), {}, at_fix=False)]
     assert device.tick(800) == []
-    assert device.state.status == "unknown"
+    assert device.state.slice(StatusHandler).status == "unknown"
     assert [h.type for h in device.status(900, {})] == ["deviceOnline"]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from geofence.calendar import Calendar
 from geofence.engine import DeviceContext, DeviceState, Engine, Fix, Happening, Profile, ZoneRule
+from geofence.handlers import UserRulesHandler
 from geofence.rules import parse_rule
 from geofence.zones import from_wkt
 
@@ -199,10 +200,10 @@ def test_message_renders_values_without_format():
 def test_state_of_a_removed_rule_is_dropped():
     device = Device(rule({"when": {"attribute": "temp", "operator": ">", "value": 8, "for": 60}}, rule_id=5))
     device.fix(0, attributes={"temp": 9})
-    assert set(device.state.rules) == {5}
+    assert set(device.state.slice(UserRulesHandler).by_rule) == {5}
     without = Engine([ZoneRule(DEPOT)])
     without.fix(device.ctx, device.state, Fix(at(60), *ROAD, attributes={"temp": 9}), at(60))
-    assert device.state.rules == {}
+    assert device.state.slice(UserRulesHandler).by_rule == {}
 
 
 def test_non_json_values_are_reported_as_text():

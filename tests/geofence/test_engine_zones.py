@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
 from geofence.calendar import Calendar
 from geofence.engine import DeviceContext, DeviceState, Engine, Fix, Happening, Profile, ZoneRule
+from geofence.handlers import GeofenceHandler
 from geofence.zones import GEOD, circle, distance_m, from_geojson, from_wkt
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -61,7 +63,7 @@ def test_enter_and_exit_carry_the_geofence_id():
     assert enter == [Happening("geofenceEnter", at(60), {"geofenceId": 1}, 1, True)]
     assert device.zone_events(120, INSIDE) == []
     assert device.zone_events(180, OUTSIDE) == [("geofenceExit", 1)]
-    assert device.state.zones == {}
+    assert device.state.slice(GeofenceHandler).visits == {}
 
 
 def test_first_fix_of_a_fresh_state_enters_the_zones_it_is_in():
@@ -79,7 +81,7 @@ def test_point_exactly_on_the_edge_or_a_vertex_is_inside():
 def test_only_assigned_zones_count():
     device = Device([BOX, square(2, 13.0, 52.0, 14.0, 53.0)], zone_ids={2})
     assert device.zone_events(0, INSIDE) == [("geofenceEnter", 2)]
-    assert set(device.state.zones) == {2}
+    assert set(device.state.slice(GeofenceHandler).visits) == {2}
 
 
 def test_a_zone_no_longer_assigned_is_forgotten_without_an_exit():
@@ -87,12 +89,12 @@ def test_a_zone_no_longer_assigned_is_forgotten_without_an_exit():
     device.fix(0, *INSIDE)
     unassigned = DeviceContext(7, 1, "Van 7", None, frozenset(), Profile(), BERLIN)
     happenings = device.engine.fix(unassigned, device.state, Fix(at(60), *OUTSIDE), at(60))
-    assert happenings == [] and device.state.zones == {}
+    assert happenings == [] and device.state.slice(GeofenceHandler).visits == {}
     # and a zone the engine no longer knows (deleted) likewise
     device.fix(120, *INSIDE)
     other_engine = Engine([ZoneRule(square(2, 0, 0, 1, 1))])
     assert other_engine.fix(device.ctx, device.state, Fix(at(180), *OUTSIDE), at(180)) == []
-    assert device.state.zones == {}
+    assert device.state.slice(GeofenceHandler).visits == {}
 
 
 # --- hysteresis -------------------------------------------------------------------------
@@ -133,7 +135,7 @@ def test_enter_needs_consecutive_covering_fixes():
     device = Device([BOX], hysteresis_fixes=3)
     steps = device.walk([OUTSIDE, INSIDE, INSIDE, OUTSIDE, INSIDE, INSIDE, INSIDE])
     assert steps == [[], [], [], [], [], [], [("geofenceEnter", 1)]]
-    assert device.state.zones[1].since == at(6 * 60)
+    assert device.state.slice(GeofenceHandler).visits[1].since == at(6 * 60)
 
 
 def test_distance_m_is_geodesic_metres_outside_and_zero_inside():
@@ -197,7 +199,7 @@ SMALL = circle(6, "toll gate", 13.50, 52.50, 50)
 def test_fast_mover_jumping_over_a_small_zone_crosses_it():
     device = Device([SMALL])
     assert device.walk([(13.49, 52.50), (13.51, 52.50)]) == [[], [("geofenceCrossed", 6)]]
-    assert device.state.zones == {}
+    assert device.state.slice(GeofenceHandler).visits == {}
 
 
 def test_no_crossing_after_a_long_gap_or_for_an_unassigned_zone_or_a_miss():
@@ -259,7 +261,7 @@ def test_zone_calendar_gates_events_but_membership_is_always_tracked():
     minute = 60
     assert device.zone_events(0, OUTSIDE) == []                       # 08:00 local
     assert device.zone_events(10 * minute, INSIDE) == []              # 08:10: entered, calendar inactive
-    assert set(device.state.zones) == {1}
+    assert set(device.state.slice(GeofenceHandler).visits) == {1}
     assert device.zone_events(90 * minute, INSIDE) == []              # 09:30: no late enter
     assert device.zone_events(120 * minute, OUTSIDE) == [("geofenceExit", 1)]   # 10:00
     assert device.zone_events(600 * minute, INSIDE) == []             # 18:00
@@ -307,7 +309,9 @@ class CountingIndex:
 
 def test_one_index_query_per_fix_and_none_without_zones():
     device = Device([BOX, SMALL])
-    spy = device.engine._index = CountingIndex(device.engine._index)
+    spy = CountingIndex(device.engine.config.index)
+    for handler in device.engine.handlers:   # the configuration the handlers share
+        handler.config = dataclasses.replace(handler.config, index=spy)
     device.fix(0, *OUTSIDE)
     device.fix(60, *INSIDE)
     device.fix(120, *INSIDE)                # same place: no segment
