@@ -9,12 +9,19 @@ its own thread pool), and listens on every configured
 protocol address and on the web port.  `stop()` stops listening, commits what is queued and
 stops the threads; it runs before reactor shutdown (SIGTERM, SIGINT).
 
+Listening: every device address is a `ListenAddress` (a Twisted endpoint
+description parsed by `tracker.config`); ``tcp:``, ``ssl:`` and ``http:`` bind a
+TCP port, ``udp:`` a UDP one.  Port 0 (device or web) binds any free port:
+`port_of`, `web_port_number` and `bound_ports` give the real numbers, the log
+names them and ``tracker serve`` prints them.
+
 Start-up limits: every TCP port (device, device HTTP, web) listens with
 ``[server] listen_backlog`` (1024; Twisted's default of 50 drops bursts of
-reconnecting devices).  Before listening, the descriptors the configured caps
-can take at once are added up (`descriptors_needed`) and RLIMIT_NOFILE's soft
-limit is raised towards the hard limit (`raise_descriptor_limit`); if even the
-hard limit is short, a warning names the numbers and the server starts anyway:
+reconnecting devices), or the address's own ``backlog=`` option.  Before
+listening, the descriptors the configured caps can take at once are added up
+(`descriptors_needed`) and RLIMIT_NOFILE's soft limit is raised towards the
+hard limit (`raise_descriptor_limit`); if even the hard limit is short, a
+warning names the numbers and the server starts anyway:
 the caps are worst cases that few deployments reach, and refusing to start
 would turn a generous configuration into an outage.  The connection beyond the
 limit then fails at ``accept`` (Twisted logs it and keeps serving the others).
@@ -31,15 +38,17 @@ import dataclasses
 import resource
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IListeningPort
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from protocols import get_codec
 from tracker.adapters import DeviceDatagramProtocol, DeviceStreamFactory, Ingest
 from tracker.commands import CommandDispatcher
-from tracker.config import Config
+from tracker.config import Config, ListenAddress
 from tracker.devices import DeviceDirectory
 from tracker.http_adapter import device_http_site
 from tracker.push import build_notifiers, dispatcher_options
@@ -144,8 +153,11 @@ def tls_options(certificate_path: str, key_path: str):
     try:
         certificates = x509.load_pem_x509_certificates(Path(certificate_path).read_bytes())
         key = load_pem_private_key(Path(key_path).read_bytes(), password=None)
-        options = ssl.CertificateOptions(privateKey=key, certificate=certificates[0],
-                                         extraCertChain=certificates[1:] or None)
+        # pyOpenSSL's Context takes cryptography's objects; Twisted's hints name
+        # only pyOpenSSL's own (PKey, X509), which are deprecated.
+        options = ssl.CertificateOptions(privateKey=key,  # type: ignore[arg-type]
+                                         certificate=certificates[0],  # type: ignore[arg-type]
+                                         extraCertChain=certificates[1:] or None)  # type: ignore[arg-type]
         options.getContext()     # builds the context now: a wrong key fails here
     except (OSError, ValueError, TypeError, SSL.Error) as error:
         raise StartupError(f"TLS certificate {certificate_path} / key {key_path} "
@@ -178,8 +190,10 @@ class TrackerServer:
         # the database pool that ingestion and the API use.
         self.push_threadpool = ThreadPool(minthreads=1, maxthreads=2, name="push")
         self.notifications: Dispatcher | None = None
-        self.listeners: dict[tuple[str, str], object] = {}   # (protocol, transport) -> port
-        self.web_port = None
+        # (protocol, transport) -> its first listening port; every one in `listening`
+        self.listeners: dict[tuple[str, str], IListeningPort] = {}
+        self.listening: list[tuple[str, ListenAddress, IListeningPort]] = []
+        self.web_port: IListeningPort | None = None
         self.descriptors: DescriptorBudget | None = None        # set by start()
 
     def start(self) -> None:
@@ -227,14 +241,15 @@ class TrackerServer:
         `web_tls` and `device_tls` are `tls_options` results (None: no TLS);
         ``ssl:`` device addresses need `device_tls`.
         """
-        backlog = self.config.listen_backlog
         for name, addresses in self.config.protocols.items():
             ingest = Ingest(get_codec(name), self.directory, self.writer, self.rules,
                             commands=self.commands)
             for address in addresses:
-                self.listeners[(name, address.transport)] = self._listen(ingest, address,
-                                                                         device_tls)
-                log.info("{protocol} listening on {address}", protocol=name, address=str(address))
+                port = self._listen(ingest, address, device_tls)
+                self.listeners.setdefault((name, address.transport), port)
+                self.listening.append((name, address, port))
+                bound = dataclasses.replace(address, port=_port_number(port))
+                log.info("{protocol} listening on {address}", protocol=name, address=str(bound))
         confirmations = confirmation_mailer(
             self.notifications.notifiers if self.notifications is not None else {},
             self.reactor, self.push_threadpool,
@@ -245,6 +260,7 @@ class TrackerServer:
                           confirmations=confirmations,
                           max_connections=self.config.web_max_connections,
                           header_timeout_s=self.config.web_header_timeout_s)
+        backlog = self.config.listen_backlog
         if web_tls is not None:
             self.web_port = self.reactor.listenSSL(self.config.web_port, site, web_tls,
                                                    backlog=backlog,
@@ -253,7 +269,7 @@ class TrackerServer:
             self.web_port = self.reactor.listenTCP(self.config.web_port, site, backlog=backlog,
                                                    interface=self.config.web_interface)
         log.info("web and API on port {port} ({scheme}); database {dialect}",
-                 port=self.web_port.getHost().port, scheme="https" if web_tls else "http",
+                 port=self.web_port_number(), scheme="https" if web_tls else "http",
                  dialect=self.store.dialect)
 
     def counters(self) -> dict[str, int]:
@@ -282,11 +298,28 @@ class TrackerServer:
         return counters
 
     def port_of(self, protocol: str, transport: str = "tcp") -> int:
-        """The port number `protocol` listens on (useful with port 0 in tests)."""
-        return self.listeners[(protocol, transport)].getHost().port
+        """The port number `protocol` listens on over `transport` (its first such
+        address): the bound one, also with port 0 in the configuration."""
+        return _port_number(self.listeners[(protocol, transport)])
 
-    def _listen(self, ingest: Ingest, address, device_tls=None):
-        backlog = self.config.listen_backlog
+    def web_port_number(self) -> int:
+        """The port number the web site and API listen on (after `listen`)."""
+        if self.web_port is None:
+            raise RuntimeError("the web site is not listening")
+        return _port_number(self.web_port)
+
+    def bound_ports(self) -> list[tuple[str, int]]:
+        """Every listening port as (name, port number): ``("web", 8082)`` first,
+        then ``("<protocol>/<transport>", port)`` in configuration order (a
+        protocol with two addresses of one transport appears twice)."""
+        ports = [("web", self.web_port_number())] if self.web_port is not None else []
+        ports += [(f"{name}/{address.transport}", _port_number(port))
+                  for name, address, port in self.listening]
+        return ports
+
+    def _listen(self, ingest: Ingest, address: ListenAddress,
+                device_tls: Any = None) -> IListeningPort:
+        backlog = self.config.listen_backlog if address.backlog is None else address.backlog
         if address.transport in ("tcp", "ssl"):
             factory = DeviceStreamFactory(ingest, self.reactor, self.config.idle_timeout_s,
                                           self.config.max_connections,
@@ -312,8 +345,9 @@ class TrackerServer:
     @defer.inlineCallbacks
     def stop(self):
         """Stop listening, commit queued data, stop the threads."""
-        ports = list(self.listeners.values())
+        ports = [port for _, _, port in self.listening]
         self.listeners = {}
+        self.listening = []
         if self.web_port is not None:
             ports.append(self.web_port)
             self.web_port = None
@@ -333,3 +367,8 @@ class TrackerServer:
         if self.threadpool.started:
             self.threadpool.stop()
         log.info("server stopped; all queued data committed")
+
+
+def _port_number(port: IListeningPort) -> int:
+    """The number a listening TCP or UDP port is bound to."""
+    return int(port.getHost().port)  # type: ignore[attr-defined]  # IAddress has no port; IPv4/6 do

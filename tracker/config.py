@@ -34,6 +34,15 @@ Limits and transport security (every key optional; durations in seconds):
   and source address), ``unknown_rate_global`` (50 per second in all),
   ``unknown_max_rows`` (10000 unknown-device rows kept).
 
+Listen addresses (``[protocols]``, ``TRACKER_PROTOCOLS_<NAME>``) are Twisted
+endpoint descriptions: ``tcp:5023``, ``tcp:port=5023:interface=10.0.0.1``,
+``tcp:5023:backlog=4096``, ``ssl:5024``, ``udp:5023``, ``http:5055`` (see
+`ListenAddress`); port 0 (here or in ``[web] port``) binds any free port, and
+``tracker serve`` prints the ports it bound.
+
+Unknown tables and keys are refused when the file is loaded, naming the known
+ones (`KEYS`), so a misspelt key is an error rather than a silent default.
+
 Certificate and key paths are taken as written (relative ones from the working
 directory) and must name readable files when the configuration is loaded.
 """
@@ -41,17 +50,37 @@ directory) and must name readable files when the configuration is loaded.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from twisted.internet import endpoints
+
 from protocols import CODECS
 
 UNKNOWN_POLICIES = ("refuse", "register")
 TRANSPORTS = ("tcp", "ssl", "udp", "http")
 MAX_LISTEN_BACKLOG = 65_535     # listen(2) takes an int; Linux caps it at somaxconn anyway
+
+# The keys of each table; anything else in the file is refused at load (a typo
+# must not silently fall back to a default).  [protocols] (codec names), [events]
+# (geofence.engine.Profile fields) and [push] (its own keys and channel tables)
+# are checked by what reads them.
+KEYS: Mapping[str, tuple[str, ...]] = {
+    "database": ("url",),
+    "web": ("port", "interface", "max_connections", "header_timeout", "tls_certificate",
+            "tls_key", "behind_proxy", "secure_cookies"),
+    "devices": ("unknown", "refused_cache", "unknown_rate_per_source", "unknown_rate_global",
+                "unknown_max_rows"),
+    "server": ("idle_timeout", "max_connections", "batch_max_positions", "batch_max_delay",
+               "writer_max_pending", "first_frame_timeout", "listen_backlog",
+               "http_max_connections", "http_header_timeout", "tls_certificate", "tls_key"),
+}
+SECTIONS = (*KEYS, "protocols", "events", "push")
 
 
 class ConfigError(ValueError):
@@ -60,40 +89,80 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ListenAddress:
-    """Where one protocol listens: transport, port, interface.
+    """Where one protocol listens: transport, port, interface and, optionally, backlog.
 
-    Transports: "tcp", "ssl" (the same byte stream inside TLS, with the
-    ``[server]`` certificate), "udp" and "http".
+    Written as a Twisted endpoint description (``serverFromString`` syntax):
+    ``tcp:5023``, ``tcp:port=5023:interface=10.0.0.1``, ``tcp:5023:backlog=4096``,
+    ``tcp:5023:interface=\\:\\:1`` (colons in an option escaped with a backslash).
+    Transports: "tcp"; "ssl" (the same byte stream inside TLS, with the
+    ``[server]`` certificate, so the options are tcp's: port, interface,
+    backlog); "udp" (port, interface); "http" (an HTTP server on a TCP port:
+    tcp's options).  Port 0 binds a free port (`TrackerServer.port_of` tells
+    which).  ``backlog`` None means ``[server] listen_backlog``.
     """
 
     transport: str
     port: int
     interface: str = ""
+    backlog: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> "ListenAddress":
-        """Parse "tcp:5023", "ssl:5023", "udp:5023", "http:5055" or "tcp:5023:interface=127.0.0.1"."""
-        parts = text.strip().split(":")
-        if len(parts) < 2 or parts[0] not in TRANSPORTS:
+        """Parse an endpoint description; ConfigError says what is wrong with it.
+
+        tcp, ssl and http go through Twisted's own server endpoint parser
+        (``endpoints._parseServer`` with its tcp option set); udp, which Twisted
+        has no server endpoint string for, through its tokenizer.
+        """
+        description = text.strip()
+        transport, colon, rest = description.partition(":")
+        if not colon or transport not in TRANSPORTS:
             raise ConfigError(f"listen address {text!r}: expected tcp:PORT, ssl:PORT, "
-                              "udp:PORT or http:PORT")
+                              "udp:PORT or http:PORT (Twisted endpoint syntax, e.g. "
+                              "tcp:port=5023:interface=10.0.0.1)")
+        parser = _udp_options if transport == "udp" else endpoints._parseTCP
+        signature = inspect.signature(parser)
+        options = [name for name in signature.parameters if name != "factory"]
+        positional, named = endpoints._parse(description)     # Twisted's tokenizer
+        try:   # the options as written, checked against the parser's signature
+            given = signature.bind(None, *positional[1:], **named).arguments
+        except TypeError:
+            raise ConfigError(f"listen address {text!r}: {transport} takes the options "
+                              f"{', '.join(options)}" + _SSL_HINT.get(transport, "")) from None
+        keywords: dict[str, Any]
         try:
-            port = int(parts[1])
+            if transport == "udp":
+                (port, _), keywords = _udp_options(None, *positional[1:], **named)
+            else:   # ssl and http listen on a TCP port: the same options
+                _, (port, _), keywords = endpoints._parseServer(f"tcp:{rest}", None)
         except ValueError:
-            raise ConfigError(f"listen address {text!r}: port is not a number") from None
+            raise ConfigError(f"listen address {text!r}: port and backlog must be "
+                              "whole numbers") from None
         if not 0 <= port <= 65535:
-            raise ConfigError(f"listen address {text!r}: port out of range")
-        interface = ""
-        for option in parts[2:]:
-            key, _, value = option.partition("=")
-            if key != "interface":
-                raise ConfigError(f"listen address {text!r}: unknown option {key!r}")
-            interface = value
-        return cls(parts[0], port, interface)
+            raise ConfigError(f"listen address {text!r}: port out of range (0 to 65535)")
+        backlog = keywords["backlog"] if "backlog" in given else None
+        if backlog is not None and not 0 < backlog <= MAX_LISTEN_BACKLOG:
+            raise ConfigError(f"listen address {text!r}: backlog must be from 1 to "
+                              f"{MAX_LISTEN_BACKLOG}")
+        return cls(transport, port, keywords["interface"], backlog)
 
     def __str__(self) -> str:
-        suffix = f":interface={self.interface}" if self.interface else ""
-        return f"{self.transport}:{self.port}{suffix}"
+        """The endpoint description, e.g. ``tcp:5023:interface=127.0.0.1``."""
+        parts = [self.transport, str(self.port)]
+        if self.interface:
+            parts.append(f"interface={endpoints.quoteStringArgument(self.interface)}")
+        if self.backlog is not None:
+            parts.append(f"backlog={self.backlog}")
+        return ":".join(parts)
+
+
+_SSL_HINT = {"ssl": "; its certificate is [server] tls_certificate and tls_key"}
+
+
+def _udp_options(factory: object, port: str, interface: str = ""
+                 ) -> tuple[tuple[int, object], dict[str, Any]]:
+    """A udp: description's options, shaped as Twisted's ``_parseTCP`` result."""
+    return (int(port), factory), {"interface": interface}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -168,6 +237,7 @@ def load(path: str | os.PathLike | None = None,
 
 
 def _build(data: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
+    _check_keys(data)
     database = _table(data, "database")
     web = _table(data, "web")
     devices = _table(data, "devices")
@@ -189,7 +259,8 @@ def _build(data: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     behind_proxy = _bool(web, "behind_proxy", DEFAULTS.web_behind_proxy, "web")
     config = Config(
         database_url=environ.get("TRACKER_DATABASE_URL", database.get("url", DEFAULTS.database_url)),
-        web_port=_int(environ.get("TRACKER_WEB_PORT", web.get("port", DEFAULTS.web_port)), "web.port"),
+        web_port=_port(environ.get("TRACKER_WEB_PORT", web.get("port", DEFAULTS.web_port)),
+                       "web.port"),
         web_interface=environ.get("TRACKER_WEB_INTERFACE", web.get("interface", "")),
         protocols=protocols,
         unknown_devices=environ.get("TRACKER_DEVICES_UNKNOWN", devices.get("unknown", "refuse")),
@@ -236,6 +307,30 @@ def _build(data: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         raise ConfigError(f"devices.unknown must be one of {UNKNOWN_POLICIES}, "
                           f"not {config.unknown_devices!r}")
     return config
+
+
+def _check_keys(data: Mapping[str, Any]) -> None:
+    """Refuse unknown tables and keys, naming the known ones."""
+    from tracker.push import DISPATCHER_KEYS
+    from tracker.push.base import CHANNELS
+
+    for section in data:
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section [{section}] in configuration"
+                              f"{_did_you_mean(section, SECTIONS)}; known sections: "
+                              f"{', '.join(sorted(SECTIONS))}")
+    known_keys = {**KEYS, "push": (*DISPATCHER_KEYS, *CHANNELS)}
+    for section, keys in known_keys.items():
+        for key in _table(data, section):
+            if key not in keys:
+                raise ConfigError(f"unknown key {section}.{key} in configuration"
+                                  f"{_did_you_mean(key, keys)}; known keys of [{section}]: "
+                                  f"{', '.join(sorted(keys))}")
+
+
+def _did_you_mean(word: str, known: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _table(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -323,8 +418,14 @@ def _number(table: Mapping[str, Any], key: str, default: float, kind: type,
     return number
 
 
-def _int(value: Any, key: str) -> int:
+def _port(value: Any, key: str) -> int:
+    """A port number, 0 (any free port) to 65535."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be an integer, not {value!r}")
     try:
-        return int(value)
+        port = int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{key} must be an integer, not {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{key} must be from 0 (any free port) to 65535, not {value!r}")
+    return port

@@ -316,3 +316,77 @@ def test_unusable_tls_files_are_a_startup_error(tmp_path, case):
     }[case]
     with pytest.raises(StartupError, match=f"TLS certificate {certificate} / key {key} unusable"):
         tls_options(str(certificate), str(key))
+
+
+# -- per-address backlog and port 0 ---------------------------------------------------
+
+def test_an_address_backlog_overrides_the_server_one(tmp_path, monkeypatch):
+    server, reactor, _ = make_server(tmp_path, monkeypatch, listen_backlog=77, web_port=6082,
+                                     protocols={"gt06": (ListenAddress("tcp", 6023, backlog=5),),
+                                                "osmand": (ListenAddress("http", 6055),)})
+    server.listen()
+    tcp = {port: backlog for port, _, backlog, _ in reactor.tcpServers}
+    assert tcp == {6023: 5, 6055: 77, 6082: 77}
+
+
+class BindingReactor(Reactor):
+    """Port 0 gets the next "free" number, as the kernel would pick one."""
+
+    def __init__(self):
+        super().__init__()
+        self.next_free = 40_000
+
+    def _bound(self, port):
+        if port == 0:
+            self.next_free += 1
+            return self.next_free
+        return port
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        return super().listenTCP(self._bound(port), factory, backlog, interface)
+
+    def listenUDP(self, port, protocol, interface="", maxPacketSize=8192):
+        return super().listenUDP(self._bound(port), protocol, interface, maxPacketSize)
+
+
+def test_port_zero_reports_the_bound_ports(tmp_path, monkeypatch):
+    """port_of, web_port_number and bound_ports give the numbers bound, not the zeros."""
+    Recorder().install(monkeypatch)
+    reactor = BindingReactor()
+    protocols = {"gt06": (ListenAddress("tcp", 0), ListenAddress("udp", 0),
+                          ListenAddress("tcp", 6100)),
+                 "osmand": (ListenAddress("http", 0),)}
+    server = TrackerServer(Config(protocols=protocols, web_port=0), reactor,
+                           store=open_store(f"sqlite:///{tmp_path / 'tracker.db'}"))
+    with capturedLogs() as events:
+        server.listen()
+    assert server.port_of("gt06") == 40_001 and server.port_of("gt06", "udp") == 40_002
+    assert server.port_of("osmand", "http") == 40_003
+    assert server.web_port_number() == 40_004
+    assert server.bound_ports() == [("web", 40_004), ("gt06/tcp", 40_001), ("gt06/udp", 40_002),
+                                    ("gt06/tcp", 6100), ("osmand/http", 40_003)]
+    logged = [formatEvent(e) for e in events]
+    assert "gt06 listening on tcp:40001" in logged and "osmand listening on http:40003" in logged
+    assert any(line.startswith("web and API on port 40004") for line in logged)
+
+
+def test_a_second_address_of_one_transport_is_stopped_too(tmp_path, monkeypatch):
+    server, reactor, _ = make_server(tmp_path, monkeypatch, protocols={
+        "gt06": (ListenAddress("tcp", 6023), ListenAddress("tcp", 6024))})
+    server.listen()
+    ports = [port for _, _, port in server.listening] + [server.web_port]
+    assert server.port_of("gt06") == 6023 and len(ports) == 3
+    stopped = []
+    for port in ports:
+        monkeypatch.setattr(port, "stopListening", lambda port=port: stopped.append(port))
+    for component in (server.commands, server.rules, server.directory, server.writer):
+        monkeypatch.setattr(component, "stop", lambda: None, raising=False)
+    server.stop()
+    assert stopped == ports
+
+
+def test_web_port_number_before_listening_is_an_error(tmp_path, monkeypatch):
+    server, _, _ = make_server(tmp_path, monkeypatch)
+    with pytest.raises(RuntimeError, match="not listening"):
+        server.web_port_number()
+    assert server.bound_ports() == []
