@@ -1,8 +1,9 @@
 """Run the real server (`python -m tracker serve`) as a subprocess on loopback.
 
-Used by end-to-end tests and benchmarks: free ports, a TOML config, start, wait
-until the device and web ports accept connections, kill (gracefully or -9), restart
-on the same ports; and the check that matters most: which acknowledged positions
+Used by end-to-end tests and benchmarks: a TOML config (device ports picked free,
+the web port 0: the server binds one and reports it), start and wait for the
+server's ``listening: web=PORT name/transport=PORT ...`` line, kill (gracefully or
+-9), restart on the same ports; and the check that matters most: which acknowledged positions
 (from the simulator's acked log) are in the database, and how many times.
 """
 
@@ -13,7 +14,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +23,7 @@ from pathlib import Path
 from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+LISTENING = "listening: "     # the line `tracker serve` prints once every port is bound
 
 
 def tracker_command(*args: str) -> list[str]:
@@ -41,11 +42,16 @@ class ServerProcess:
         self.device_port = free_port()
         # `also`: more protocols enabled, each on a free port of its own
         self.ports = {protocol: self.device_port, **{name: free_port() for name in also}}
-        self.web_port = free_port()
+        self.web_port = 0          # bound by the server; known after start()
+        self.bound: dict[str, int] = {}
         self.config_path = self.workdir / "tracker.toml"
         self.log_path = self.workdir / "server.log"
-        self.config_path.write_text(self._config(database_url, unknown) + extra_config)
+        self._database_url, self._unknown, self._extra = database_url, unknown, extra_config
+        self._write_config()
         self.process: subprocess.Popen | None = None
+
+    def _write_config(self) -> None:
+        self.config_path.write_text(self._config(self._database_url, self._unknown) + self._extra)
 
     def _config(self, database_url: str, unknown: str) -> str:
         from protocols import CODECS
@@ -72,14 +78,25 @@ class ServerProcess:
             tracker_command("--config", str(self.config_path), "serve"),
             cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=_env())
         log.close()
+        starts_before = self.log().count(LISTENING)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            if _accepts(self.device_port) and _accepts(self.web_port):
+            lines = [line for line in self.log().splitlines() if line.startswith(LISTENING)]
+            if len(lines) > starts_before:
+                self._bound(lines[-1])
                 return
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise RuntimeError(f"server did not start in {timeout_s}s:\n{self.log()}")
+
+    def _bound(self, line: str) -> None:
+        """Take the ports from the server's listening line; later starts reuse them."""
+        self.bound = {name: int(port) for name, _, port in
+                      (pair.partition("=") for pair in line[len(LISTENING):].split())}
+        if self.web_port == 0:
+            self.web_port = self.bound["web"]
+            self._write_config()
 
     def kill(self) -> None:
         """kill -9: no chance to flush anything."""
@@ -165,14 +182,6 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def wait_for(predicate, timeout_s: float = 15.0):
