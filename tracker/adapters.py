@@ -39,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet import defer, protocol
+from twisted.internet.interfaces import ITCPTransport, IUDPTransport
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 
@@ -97,7 +98,7 @@ class DeviceChannel:
     """
 
     def __init__(self, ingest: Ingest, session: Session, remote: str,
-                 send: Callable[[bytes], None], close: Callable[[], None]) -> None:
+                 send: Callable[[bytes], object], close: Callable[[], object]) -> None:
         self.ingest = ingest
         self.session = session
         self.remote = remote
@@ -111,8 +112,11 @@ class DeviceChannel:
 
     def frames_received(self, frames: list[Frame]) -> None:
         for frame in frames:
-            self._work.addCallback(lambda _, f=frame: self._process(f))
+            self._work.addCallback(self._process_next, frame)
         self._work.addErrback(self._failed, "processing a frame")
+
+    def _process_next(self, _previous: object, frame: Frame) -> defer.Deferred | None:
+        return self._process(frame)
 
     def send_command(self, data: bytes) -> None:
         """Write a downlink command now (commands need no storage first)."""
@@ -188,11 +192,13 @@ class DeviceChannel:
     def _submit(self, frame: Frame) -> None:
         data = [m for m in frame.messages if isinstance(m, Position | CommandResult)]
         committed: defer.Deferred = defer.succeed(None)
+        device = self.device
+        assert device is not None, "frames are submitted once the device is identified"
         if data:
             now = self.ingest.directory.now()
-            origin = Origin(self.ingest.codec.name, self.device.unique_id, self.remote, frame.raw)
+            origin = Origin(self.ingest.codec.name, device.unique_id, self.remote, frame.raw)
             try:
-                batch = build_batch(self.device, self.ingest.codec.name, data,
+                batch = build_batch(device, self.ingest.codec.name, data,
                                     self.ingest.rules, now, origin=origin)
             except Unstorable as error:
                 committed = self._quarantine(origin, str(error), now)
@@ -204,6 +210,7 @@ class DeviceChannel:
     def _quarantine(self, origin: Origin, reason: str, now) -> defer.Deferred:
         """Store the frame in quarantine (through the writer, in order with the
         device's other data); the Deferred fails with Quarantined once it is."""
+        assert self.device is not None
         entry = QuarantineEntry.of(origin, reason, now, device_id=self.device.id)
         d = self.ingest.writer.submit(Batch(quarantine=(entry,), origin=origin))
 
@@ -263,6 +270,8 @@ class DeviceStreamProtocol(protocol.Protocol, TimeoutMixin):
     `idle_timeout_s` (bytes that complete no frame do not count).
     """
 
+    transport: ITCPTransport   # set by Twisted before connectionMade
+
     def __init__(self, factory: "DeviceStreamFactory") -> None:
         self.factory = factory
         self.session = factory.ingest.codec.new_session(factory.ingest.options)
@@ -288,40 +297,46 @@ class DeviceStreamProtocol(protocol.Protocol, TimeoutMixin):
             self._first_frame_deadline = self.callLater(self.factory.first_frame_timeout_s,
                                                         self._no_first_frame)
 
+    @property
+    def _open_channel(self) -> DeviceChannel:
+        """The channel; connectionMade sets it before any data or deadline."""
+        assert self.channel is not None
+        return self.channel
+
     def dataReceived(self, data: bytes) -> None:
-        if self.channel.closed:
+        if self._open_channel.closed:
             return
         ingest = self.factory.ingest
         try:
             frames = self.session.receive_data(data, ingest.directory.now())
         except ProtocolError as error:
-            if log_allowed(ingest, "bad frame", self.channel.remote):
+            if log_allowed(ingest, "bad frame", self._open_channel.remote):
                 log.warn("{protocol} bad frame from {remote}, closing: {error}; frame {hex}",
-                         protocol=ingest.codec.name, remote=self.channel.remote,
+                         protocol=ingest.codec.name, remote=self._open_channel.remote,
                          error=error, hex=frame_hex(error.frame or data))
-            self.channel.close()
+            self._open_channel.close()
             return
         except Exception:
-            if log_allowed(ingest, "decoder bug", self.channel.remote):
+            if log_allowed(ingest, "decoder bug", self._open_channel.remote):
                 log.failure("{protocol} decoder bug on data from {remote}: {hex}",
-                            protocol=ingest.codec.name, remote=self.channel.remote,
+                            protocol=ingest.codec.name, remote=self._open_channel.remote,
                             hex=frame_hex(data))
-            self.channel.close()
+            self._open_channel.close()
             return
         if frames:   # only complete frames count as activity
             self.resetTimeout()
             self._cancel_first_frame_deadline()
-        self.channel.frames_received(frames)
+        self._open_channel.frames_received(frames)
 
     def _no_first_frame(self) -> None:
         self._first_frame_deadline = None
-        if self.channel.closed:
+        if self._open_channel.closed:
             return
-        if log_allowed(self.factory.ingest, "no first frame", self.channel.remote):
+        if log_allowed(self.factory.ingest, "no first frame", self._open_channel.remote):
             log.info("{protocol} connection from {remote} sent no complete frame in {timeout} s, "
                      "closing", protocol=self.factory.ingest.codec.name,
-                     remote=self.channel.remote, timeout=self.factory.first_frame_timeout_s)
-        self.channel.close()
+                     remote=self._open_channel.remote, timeout=self.factory.first_frame_timeout_s)
+        self._open_channel.close()
 
     def _cancel_first_frame_deadline(self) -> None:
         deadline, self._first_frame_deadline = self._first_frame_deadline, None
@@ -329,10 +344,10 @@ class DeviceStreamProtocol(protocol.Protocol, TimeoutMixin):
             deadline.cancel()
 
     def timeoutConnection(self) -> None:
-        if log_allowed(self.factory.ingest, "idle close", self.channel.remote):
+        if log_allowed(self.factory.ingest, "idle close", self._open_channel.remote):
             log.info("{protocol} connection from {remote} idle, closing",
-                     protocol=self.factory.ingest.codec.name, remote=self.channel.remote)
-        self.channel.close()
+                     protocol=self.factory.ingest.codec.name, remote=self._open_channel.remote)
+        self._open_channel.close()
 
     def connectionLost(self, reason=protocol.connectionDone) -> None:
         self.setTimeout(None)
@@ -363,7 +378,8 @@ class DeviceStreamFactory(protocol.ServerFactory):
 
     def buildProtocol(self, addr) -> DeviceStreamProtocol:
         p = DeviceStreamProtocol(self)
-        p.callLater = self._reactor.callLater   # TimeoutMixin uses the injected clock
+        # TimeoutMixin uses the injected clock (callLater is meant to be replaced)
+        p.callLater = self._reactor.callLater   # type: ignore[method-assign]
         return p
 
 
@@ -373,6 +389,8 @@ class DeviceDatagramProtocol(protocol.DatagramProtocol):
     Peers silent for `idle_timeout_s` are forgotten; at most `max_peers` are kept
     (the longest silent is forgotten first).
     """
+
+    transport: IUDPTransport   # set by Twisted before the first datagram
 
     def __init__(self, ingest: Ingest, reactor, idle_timeout_s: float = 600.0,
                  max_peers: int = 50_000) -> None:

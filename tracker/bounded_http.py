@@ -14,7 +14,10 @@ HTTP/2 is not offered (no ALPN), so every connection is an HTTP/1.x channel.
 
 from __future__ import annotations
 
+from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import http, server
 
 from tracker.lograte import RateLimitedLog
@@ -63,6 +66,7 @@ class BoundedHTTPChannel(http.HTTPChannel):
     _counted = False     # counted in the site's connections (until connectionLost)
     _header_deadline = None
     _abort_call = None
+    transport: ITCPTransport   # set by Twisted before connectionMade
 
     def connectionMade(self) -> None:
         site = self.factory
@@ -100,7 +104,7 @@ class BoundedHTTPChannel(http.HTTPChannel):
                      remote=self._host())
         self._close()
 
-    def connectionLost(self, reason) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_header_deadline()
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
@@ -148,7 +152,8 @@ class BoundedSite(server.Site):
     in log lines; `limited_log` (default: a new one on the site's reactor) rate
     limits them."""
 
-    protocol = BoundedHTTPChannel
+    # Site.buildProtocol calls protocol() (twisted types it as the HTTP/1-or-2 wrapper).
+    protocol = BoundedHTTPChannel   # type: ignore[assignment]
 
     def __init__(self, resource, *, max_connections: int, header_timeout_s: float | None,
                  name: str = "web", limited_log: RateLimitedLog | None = None,

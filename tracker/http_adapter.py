@@ -48,7 +48,9 @@ class DeviceHttpResource(resource.Resource):
         http_request = _http_request(request)
         session = self.ingest.codec.new_session(self.ingest.options)
         try:
-            frame = session.decode_frame(http_request, self.ingest.directory.now())
+            # HTTP codecs decode an HttpRequest; protocols.base.Session types it bytes.
+            frame = session.decode_frame(http_request,  # type: ignore[arg-type]
+                                         self.ingest.directory.now())
         except ProtocolError as error:
             if log_allowed(self.ingest, "bad request", remote):
                 log.warn("{protocol} bad request from {remote}: {error}; {hex}",

@@ -377,3 +377,47 @@ class DeliveryRecord:
     attempts: int
     last_error: str | None
     updated: dt.datetime
+
+
+# Traccar notificator names -> our channels ("web", "sms", "telegram" ... have none).
+PUSH_CHANNELS = frozenset({"fcm", "jpush", "huawei", "xiaomi", "oppo", "vivo", "apns"})
+NOTIFICATORS: Mapping[str, frozenset[str]] = {
+    "firebase": PUSH_CHANNELS, "traccar": PUSH_CHANNELS, "mail": frozenset({"email"}),
+    "webhook": frozenset({"webhook"}),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TraccarNotification:
+    """A Traccar-shaped subscription (``/api/notifications``): an event type, for
+    alarms optionally ``attributes.alarms`` ("sos,powerCut"), sent through its
+    notificators ("firebase,mail").  With `always` it covers every device the user
+    may see; without, only the devices in `device_ids` and those of the groups in
+    `group_ids` (Traccar's ``{deviceId|groupId, notificationId}`` permissions)."""
+
+    id: int
+    user_id: int
+    type: str
+    always: bool
+    notificators: str
+    attributes: Mapping[str, Any]
+    device_ids: frozenset[int] = frozenset()
+    group_ids: frozenset[int] = frozenset()
+
+    def covers(self, device_id: int, group_id: int | None) -> bool:
+        """Whether the notification applies to that device (in that group, or None)."""
+        return self.always or device_id in self.device_ids or group_id in self.group_ids
+
+    def wants(self, event_type: str, attributes: Mapping[str, Any], device_id: int,
+              group_id: int | None) -> bool:
+        if event_type != self.type or not self.covers(device_id, group_id):
+            return False
+        alarms = str(self.attributes.get("alarms") or "")
+        if event_type == "alarm" and alarms:
+            return str(attributes.get("alarm", "")) in {a.strip() for a in alarms.split(",")}
+        return True
+
+    @property
+    def channels(self) -> frozenset[str]:
+        names = {n.strip() for n in self.notificators.split(",") if n.strip()}
+        return frozenset().union(*(NOTIFICATORS.get(name, frozenset()) for name in names))

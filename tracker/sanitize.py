@@ -60,7 +60,7 @@ def clean_message(message: Position | CommandResult) -> Position | CommandResult
     attributes = clean_mapping(message.attributes, "attributes")
     network = (clean_mapping(message.network, "network")
                if message.network is not None else None)
-    numbers = {name: _finite(getattr(message, name))
+    numbers: dict[str, Any] = {name: _finite(getattr(message, name))
                for name in ("altitude_m", "speed_kn", "course_deg", "accuracy_m")}
     return dataclasses.replace(message, attributes=attributes, network=network, **numbers)
 

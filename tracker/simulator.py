@@ -103,11 +103,11 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from twisted.internet import abstract, defer, error, protocol
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IPushProducer, IStreamClientEndpoint, ITCPTransport, IUDPTransport
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
@@ -891,7 +891,7 @@ class _ByteDevice(_Device):
             sending.append(message)
         if not sending:
             return
-        self._write([message.payload for message in sending])
+        self._write([cast(bytes, message.payload) for message in sending])
         if acked:
             self._sent_reports()
             return
@@ -982,6 +982,7 @@ class _TcpDevice(_ByteDevice, protocol.ClientFactory):
         self.link_up()
 
     def _write(self, frames: list[bytes]) -> None:
+        assert self.connection is not None, "written only while connected"
         self.connection.transport.write(b"".join(frames))
 
     def _await_login(self) -> None:
@@ -1037,6 +1038,8 @@ class _TcpDevice(_ByteDevice, protocol.ClientFactory):
 class _TcpConnection(protocol.Protocol):
     """One TCP connection of a device: hands the server's bytes to the device."""
 
+    transport: ITCPTransport   # set by Twisted before connectionMade
+
     def __init__(self, device: _TcpDevice) -> None:
         self.device = device
 
@@ -1044,7 +1047,9 @@ class _TcpConnection(protocol.Protocol):
         self.device.connection_made(self)
 
     def dataReceived(self, data: bytes) -> None:
-        if self.device.connection is self and not self.transport.disconnecting:
+        # `disconnecting`: every Twisted transport has it, no interface declares it
+        if self.device.connection is self and \
+                not self.transport.disconnecting:   # type: ignore[attr-defined]
             self.device.data_received(data)
 
     def connectionLost(self, reason: Any = None) -> None:
@@ -1084,7 +1089,8 @@ class _UdpDevice(_ByteDevice):
 
     def socket_started(self, socket: _UdpSocket) -> None:
         options = self.simulation.options
-        socket.transport.connect(self.simulation._host, options.port)
+        socket.transport.connect(self.simulation._host,
+                                 cast(int, options.port))   # set by SimulationOptions
         self.link_up()
 
     def has_link(self) -> bool:
@@ -1110,9 +1116,10 @@ class _UdpDevice(_ByteDevice):
         return defer.maybeDeferred(port.stopListening) if port is not None else defer.succeed(None)
 
     def _write(self, frames: list[bytes]) -> None:
+        assert self.socket is not None, "written only while a socket is open"
         transport = self.socket.transport
         for frame in frames:
-            transport.write(frame)
+            transport.write(frame, None)   # a connected socket: to its peer
 
     def _await_login(self) -> None:
         self.login_sent_at = self.simulation.reactor.seconds()
@@ -1138,6 +1145,7 @@ class _UdpDevice(_ByteDevice):
         options = self.simulation.options
         now = self.simulation.reactor.seconds()
         due_s = now - options.retry_timeout_s + 1e-6
+        earliest: float | None
         if not self.logged_in:
             if self.login_sent_at <= due_s:
                 if self.login_tries >= options.max_tries:
@@ -1160,7 +1168,7 @@ class _UdpDevice(_ByteDevice):
             for message in due:
                 self._mark_sent(message, now)
             if due:
-                self._write([message.payload for message in due])
+                self._write([cast(bytes, message.payload) for message in due])
             earliest = min((message.sent_at for message in self.buffer.values()
                             if message.link == self.link), default=None)
             if earliest is None:
@@ -1179,6 +1187,8 @@ class _UdpDevice(_ByteDevice):
 
 class _UdpSocket(protocol.DatagramProtocol):
     """One UDP socket of a device."""
+
+    transport: IUDPTransport   # set by Twisted before startProtocol
 
     noisy = False
 
@@ -1241,7 +1251,7 @@ class _HttpDevice(_Device):
                 or self.simulation.closing or not self.buffer):
             return
         message = next(iter(self.buffer.values()))
-        request: HttpRequest = message.payload
+        request = cast(HttpRequest, message.payload)
         headers = Headers()
         for name, value in request.headers.items():
             if name.lower() not in _HOP_HEADERS:
@@ -1313,7 +1323,7 @@ class _Drain(protocol.Protocol):
         if abort is not None:
             abort()
         elif self.transport is not None:
-            self.transport.stopProducing()
+            cast(IPushProducer, self.transport).stopProducing()
 
 
 @implementer(IBodyProducer)
@@ -1351,7 +1361,7 @@ class _Endpoints:
         host = simulation._host
         endpoint_class = TCP6ClientEndpoint if abstract.isIPv6Address(host) else TCP4ClientEndpoint
         return _CountingEndpoint(simulation, endpoint_class(
-            simulation.reactor, host, simulation.options.port,
+            simulation.reactor, host, cast(int, simulation.options.port),   # set by SimulationOptions
             timeout=simulation.options.connect_timeout_s))
 
 

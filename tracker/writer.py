@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import queue
 import threading
 import time
@@ -47,7 +48,7 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from tracker.models import Batch, Origin, QuarantineEntry
+from tracker.models import Batch, NewEvent, NewPosition, Origin, QuarantineEntry, RuleState, StatusUpdate
 from tracker.ports import Store
 
 log = Logger()
@@ -195,7 +196,8 @@ class BatchWriter:
         while groups:
             group = groups.pop(0)
             batch = merge_batches(item.batch for item in group)
-            error = self._write(lambda b=batch: self._store.write_batch(b), len(batch.positions))
+            error = self._write(functools.partial(self._store.write_batch, batch),
+                                len(batch.positions))
             if error is None:
                 self.committed_batches += 1
                 self.quarantined += len(batch.quarantine)    # refused by the sanitiser
@@ -247,8 +249,9 @@ class BatchWriter:
     def _quarantine(self, item: _Item, error: Exception) -> Exception:
         """Move the one submitted batch that fails alone to the quarantine table."""
         batch = item.batch
-        device_ids = {record.device_id for record in (*batch.positions, *batch.events,
-                                                      *batch.statuses)}
+        records: tuple[NewPosition | NewEvent | StatusUpdate, ...] = (
+            *batch.positions, *batch.events, *batch.statuses)
+        device_ids = {record.device_id for record in records}
         reason = self._store.describe(error)
         entry = QuarantineEntry.of(batch.origin or SERVER_ORIGIN, reason, self._clock(),
                                    device_id=min(device_ids) if device_ids else None)
@@ -290,9 +293,12 @@ def merge_batches(batches: Iterable[Batch]) -> Batch:
     """One batch holding all of `batches`, in order, with repeated positions
     (same device and fix time: a retransmission) kept once and only the last rule
     state of each device (the newest one supersedes the others)."""
-    positions, events, statuses, quarantine = [], [], [], []
-    states = {}
-    seen = set()
+    positions: list[NewPosition] = []
+    events: list[NewEvent] = []
+    statuses: list[StatusUpdate] = []
+    quarantine: list[QuarantineEntry] = []
+    states: dict[int, RuleState] = {}
+    seen: set[tuple[int, dt.datetime]] = set()
     for batch in batches:
         for position in batch.positions:
             key = (position.device_id, position.fix_time)

@@ -123,3 +123,47 @@ def test_st_dwithin_can_use_the_gist_index(pg_store):
             "EXPLAIN SELECT id FROM positions WHERE ST_DWithin(geom, "
             "ST_GeogFromText('SRID=4326;POINT(13.4 52.5)'), 100)")).scalars())
     assert "ix_positions_geom" in plan, plan
+
+
+def test_a_history_page_is_an_index_range_scan(pg_store):
+    """`positions_page` (after a cursor) reads the (device_id, fix_time) index, not the
+    whole positions table: the plan PostgreSQL chooses for the very statement sent."""
+    from sqlalchemy import event
+
+    from tracker.models import User
+    from tracker.ports import PositionCursor
+
+    device_ids = []
+    for n in range(10):
+        device = pg_store.add_device(f"page{n}", "Van")
+        device_ids.append(device.id)
+        pg_store.write_batch(Batch(positions=tuple(
+            NewPosition(device_id=device.id, protocol="osmand", server_time=T0,
+                        device_time=T0, fix_time=T0 + dt.timedelta(seconds=i), valid=True,
+                        longitude=13.4, latitude=52.5) for i in range(1000))))
+    with pg_store.engine.begin() as conn:
+        conn.execute(text("ANALYZE positions"))
+    admin = User(id=0, email="a@example.com", name="", organisation_id=1, administrator=True)
+    sent = []
+
+    def record(conn, cursor, statement, parameters, *_context) -> None:
+        if "FROM positions" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(pg_store.engine, "before_cursor_execute", record)
+    try:
+        page = pg_store.positions_page(admin, device_ids[4], T0, T0 + dt.timedelta(hours=1),
+                                       limit=50, after=PositionCursor(T0 + dt.timedelta(seconds=500), 0))
+    finally:
+        event.remove(pg_store.engine, "before_cursor_execute", record)
+    assert [p.fix_time for p in page.positions][:1] == [T0 + dt.timedelta(seconds=500)]
+    assert len(page.positions) == 50 and page.next is not None
+    (statement, parameters), = sent
+    raw = pg_store.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("EXPLAIN " + statement, parameters)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    finally:
+        raw.close()
+    assert "Index" in plan and "Seq Scan on positions" not in plan, plan

@@ -24,6 +24,7 @@ from tracker.models import (
     UnknownDeviceAttempt,
     User,
 )
+from tracker.ports import STORE_PROTOCOLS, Lifecycle
 from tracker.storage import DuplicateError, SqlStore, Store
 from tracker.storage.schema import devices, metadata, users, web_sessions
 
@@ -62,9 +63,14 @@ def member_of(organisation_id: int) -> User:
 
 
 def test_sql_store_satisfies_store_protocol(store):
-    """SqlStore has every method of the Store interface."""
-    members = [name for name in vars(Store) if not name.startswith("_")]
-    missing = [name for name in members if not hasattr(store, name)]
+    """SqlStore has every method of the Store interface: of each repository `Store`
+    is made of (mypy checks the signatures: tracker/storage/sql.py)."""
+    members = {name for protocol in STORE_PROTOCOLS for name in vars(protocol)
+               if not name.startswith("_")} | set(Lifecycle.__annotations__)
+    assert {"visible_device", "positions_page", "iter_positions", "pending_outbox",
+            "register_push_token", "rule_config", "write_batch"} <= members
+    assert all(protocol in Store.__mro__ for protocol in STORE_PROTOCOLS)
+    missing = sorted(name for name in members if not hasattr(store, name))
     assert missing == []
     assert store.dialect in ("sqlite", "postgresql")
 

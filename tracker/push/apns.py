@@ -154,6 +154,7 @@ def _signing_key(settings: Mapping[str, Any]) -> ec.EllipticCurvePrivateKey:
         except OSError as exc:
             raise ChannelConfigError(f"[push.{CHANNEL}] key_file {key_file!r}: {exc.strerror}") from exc
     else:
+        assert key_text is not None   # exactly one of the two is given (checked above)
         pem = key_text.encode("ascii", "replace")
     try:
         key = serialization.load_pem_private_key(pem, password=None)

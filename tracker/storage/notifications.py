@@ -1,6 +1,8 @@
 """Storage of notifications: push tokens, preferences, the outbox, deliveries.
 
-Mixed into `SqlStore` (it uses its `_write` / `_read` / `_insert`).  The outbox is
+Mixed into `SqlStore` (`tracker.ports.NotificationRepository` and
+`OutboxRepository`; the records `StoredPushToken`, `PushRegistration` and
+`Recipient` are defined in `tracker.ports` and re-exported here).  The outbox is
 filled by `write_batch` in the events' transaction; `expand_outbox` turns one
 outbox row into deliveries (one per event and token: the unique key is what makes
 "never twice to the same token for the same event" hold) and removes the row in
@@ -18,13 +20,12 @@ Tokens come back as `StoredPushToken` (a `PushToken` with ``confirmed``).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hmac
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import Select, delete, insert, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -35,13 +36,14 @@ from tracker.models import (
     OutboxItem,
     PushToken,
     StoredEvent,
+    TraccarNotification,
     User,
 )
-from tracker.ports import NotFoundError
+from tracker.ports import NotFoundError, PushRegistration, Recipient, StoredPushToken
 from tracker.push import confirm
 from tracker.push.base import token_hash
-from tracker.push.preferences import TraccarNotification
 from tracker.storage import records
+from tracker.storage.base import SqlBase
 from tracker.storage.schema import (
     deliveries,
     delivery_attempts,
@@ -60,16 +62,13 @@ from tracker.storage.schema import (
 )
 from tracker.storage.scoping import find, link_target
 
+__all__ = ["NotificationsMixin", "PushRegistration", "Recipient", "StoredPushToken"]
 
-class NotificationsMixin:
+
+class NotificationsMixin(SqlBase):
     """See the module docstring."""
 
     # -- tokens and preferences -----------------------------------------------------
-
-    def user_by_email(self, email: str) -> User | None:
-        with self._read() as conn:
-            row = conn.execute(select(users).where(users.c.email == records.normalise_email(email))).first()
-        return None if row is None else records.user(row)
 
     def add_push_token(self, user_id: int, channel: str, platform: str, token: str,
                        now: dt.datetime) -> StoredPushToken:
@@ -260,12 +259,12 @@ class NotificationsMixin:
     def notification_context(self, event_id: int) -> OutboxItem | None:
         """The event with its device, place and zone (outbox_id None), if it exists."""
         with self._read() as conn:
-            items = self._event_items(conn, select(None).select_from(events)
+            items = self._event_items(conn, select().select_from(events)
                                       .where(events.c.id == event_id))
         return items[0] if items else None
 
     @staticmethod
-    def _event_items(conn, query) -> list[OutboxItem]:
+    def _event_items(conn: Connection, query: Select) -> list[OutboxItem]:
         """OutboxItems of `query` (a select over `events`, maybe with outbox_id)."""
         query = (query.add_columns(events, devices, positions.c.latitude.label("place_lat"),
                                    positions.c.longitude.label("place_lon"),
@@ -273,7 +272,7 @@ class NotificationsMixin:
                  .join(devices, devices.c.id == events.c.device_id)
                  .outerjoin(positions, positions.c.id == events.c.position_id)
                  .outerjoin(geofences, geofences.c.id == events.c.geofence_id))
-        items = []
+        items: list[OutboxItem] = []
         for row in conn.execute(query).all():
             mapping = row._mapping
             event = StoredEvent(id=mapping[events.c.id], device_id=mapping[events.c.device_id],
@@ -464,26 +463,6 @@ class NotificationsMixin:
                                     .order_by(delivery_attempts.c.id)):
                 attempts.setdefault(row.delivery_id, []).append(dict(row._mapping))
         return attempts
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class StoredPushToken(PushToken):
-    """A PushToken as stored, with when it was confirmed (None: not yet, so it gets
-    nothing; see `tracker.push.confirm`)."""
-
-    confirmed: dt.datetime | None = None
-
-
-class PushRegistration(NamedTuple):
-    token: StoredPushToken
-    code_issued: bool        # the confirm_code given was stored: send it
-
-
-class Recipient(NamedTuple):
-    user: User
-    preferences: Mapping[str, Any] | None     # as stored (Preferences.from_json reads it)
-    subscriptions: list[TraccarNotification]
-    tokens: list[PushToken]                   # enabled and confirmed ones only
 
 
 class _Row:

@@ -1,6 +1,6 @@
 """Row converters: database rows to the frozen records of `tracker.models`.
 
-Shared by `tracker.storage.sql` and `tracker.storage.notifications`; a row is
+Shared by the repository modules of `tracker.storage`; a row is
 anything with the columns as attributes (a SQLAlchemy Row).
 """
 

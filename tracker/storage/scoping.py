@@ -1,4 +1,4 @@
-"""Who may see what, for `SqlStore` and its notification mixin.
+"""Who may see what, for the repository modules of `SqlStore`.
 
 Configuration rows carry an `organisation_id`; a member sees their own
 organisation's, an administrator and the CLI (user None) see everything.  An
