@@ -252,8 +252,8 @@ def _update_device(store: Store, user: User, device_id: int, body: Mapping[str, 
 
 
 def visible_device(store: Store, user: User, device_id: int) -> Any:
-    """The device if the user may see it, else None (blocking)."""
-    return next((d for d in store.devices(user) if d.id == device_id), None)
+    """The device if the user may see it, else None (blocking; one row read)."""
+    return store.visible_device(user, device_id)
 
 
 # -- positions -------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def _device_positions(store: Store, user: User, device_id: int, start: dt.dateti
     Runs on the thread pool as one unit, so the visibility check and the read
     cost one hop.
     """
-    device = next((d for d in store.devices(user) if d.id == device_id), None)
+    device = store.visible_device(user, device_id)
     if device is None:
         return None
     if start is not None and end is not None:
@@ -389,7 +389,7 @@ async def command_log(call: Call, query: CommandLogQuery) -> Any:
 
 
 def _may_see_device(store: Store, user: User, device_id: int) -> bool:
-    return any(d.id == device_id for d in store.devices(user))
+    return store.visible_device(user, device_id) is not None
 
 
 def no_such_device(device_id: int) -> ApiError:
