@@ -65,8 +65,9 @@ def frame_hex(data: bytes) -> str:
 
 def log_allowed(ingest: "Ingest", kind: str, remote: str) -> bool:
     """Whether a log line of `kind` about `remote` ("host:port") may be written now:
-    the directory's RateLimitedLog, keyed by kind and remote host."""
-    return ingest.directory.limited_log.allow(kind, source_of(remote))
+    the directory's RateLimitedLog, keyed by protocol, kind and remote host (so one
+    protocol's flood does not silence another's lines)."""
+    return ingest.directory.limited_log.allow(f"{ingest.codec.name} {kind}", source_of(remote))
 
 
 class Ingest:
