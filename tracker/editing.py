@@ -34,6 +34,7 @@ from geofence.calendar import Calendar, CalendarError
 from geofence.formats import feature_from_input
 from geofence.rules import RuleError, parse_rule
 from geofence.zones import ZoneError
+from protocols.values import KMH_PER_KNOT
 from tracker.models import DEFAULT_ORGANISATION_ID
 
 __all__ = [
@@ -69,7 +70,6 @@ __all__ = [
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
-KMH_PER_KNOT = 1.852
 
 
 class EditError(ValueError):

@@ -115,6 +115,7 @@ from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
 from zope.interface import implementer
 
 from protocols import CODECS, DeviceReport, DeviceSide, HttpRequest, ProtocolError, get_device_side
+from protocols.values import KMH_PER_KNOT
 
 log = Logger()
 
@@ -125,7 +126,6 @@ ALARM = "sos"
 START_LON, START_LAT = 13.405, 52.52     # routes start within ~25 km of Berlin
 START_SPREAD_DEG = 0.25
 MAX_SPEED_KMH = 90.0
-KMH_PER_KNOT = 1.852
 METRES_PER_DEG_LAT = 111_320.0
 MAX_SERIAL = 0xFFFF
 MAX_BUFFER = 60_000             # leaves free serials for logins and heartbeats
