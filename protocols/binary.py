@@ -2,7 +2,8 @@
 
 Running short raises ProtocolError naming the protocol: the device sent less
 than its message type needs (truncated or corrupt frame), which is the peer's
-fault, never an IndexError in our code.
+fault, never an IndexError in our code.  `count` checks a count read from the
+frame against the bytes left before anything loops over it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ class Reader:
         chunk = bytes(self.data[self.pos:self.pos + n])
         self.pos += n
         return chunk
+
+    def count(self, n: int, item_bytes: int, what: str) -> int:
+        """`n`, a count of items of at least `item_bytes` bytes each read from the
+        frame, when that many fit in the bytes left; ProtocolError naming `what`
+        otherwise (a count the frame cannot hold is never looped over)."""
+        if n < 0 or n * item_bytes > self.remaining():
+            raise ProtocolError(f"{self.name}: {what} {n} needs {n * item_bytes} bytes, "
+                                f"{self.remaining()} left at offset {self.pos}", bytes(self.data[:64]))
+        return n
 
     def rest(self) -> bytes:
         return self.take(self.remaining())

@@ -9,6 +9,12 @@ enough of it that the next call resumes behind it.  Garbage before a frame is
 dropped with `_skip(count)`: short line noise is tolerated, but more than
 `max_frame_bytes` of garbage in a row, with no good frame in between, raises
 ProtocolError (the peer does not speak this protocol).
+
+Bytes only ever leave the buffer from its start, so `offset` (the stream offset
+of the buffer's first byte) tells a framer whether the frame it was scanning
+is still the one at the start: a scan that waits for more bytes can resume
+where it stopped instead of starting over with every `feed` (which would make
+a frame trickling in byte by byte cost quadratic time).
 """
 
 from __future__ import annotations
@@ -28,15 +34,22 @@ class StreamFramer:
         self.max_frame_bytes = max_frame_bytes
         self._buffer = bytearray()
         self._skipped = 0   # garbage bytes dropped since the last good frame
+        self._fed = 0       # bytes fed since the start of the stream
 
     @property
     def buffered(self) -> int:
         """Bytes held waiting for the rest of a frame."""
         return len(self._buffer)
 
+    @property
+    def offset(self) -> int:
+        """Stream offset of the buffer's first byte (bytes dropped or returned so far)."""
+        return self._fed - len(self._buffer)
+
     def feed(self, data: bytes) -> None:
         """Append received bytes."""
         self._buffer += data
+        self._fed += len(data)
 
     def remainder(self) -> bytes:
         """The buffered bytes not yet returned as frames."""

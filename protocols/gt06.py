@@ -1209,12 +1209,12 @@ def _wifi_lbs(ctx: Context, r: Reader) -> list[Message]:
 
 def _legacy_cells(ctx: Context, r: Reader, wifi_count: int = 0) -> list[Message]:
     time = _bcd_datetime(r)
-    wifi = _wifi(r, wifi_count)
+    wifi = _wifi(r, r.count(wifi_count, 7, "Wi-Fi count (length field)"))
     count = r.u8()
     raw_mcc = r.u16()
     mnc = r.u8()
     cells = []
-    for _ in range(count):
+    for _ in range(r.count(count, 5, "cell count")):
         area, cell_id, signal = r.u16(), r.u16(), r.u8()
         cells.append(cell_tower(raw_mcc, mnc, area, cell_id, -signal))
     return [_status_only(ctx, {}, time, _network(cells, wifi))]

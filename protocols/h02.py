@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -289,8 +290,10 @@ class Framer(StreamFramer):
 # Shared decoding helpers
 # --------------------------------------------------------------------------
 
-class _Malformed(ValueError):
-    """A known message type whose fields do not parse: the frame gives no record."""
+class _Malformed(ProtocolError):
+    """A known message type whose fields do not parse.  A text frame then gives
+    no record (`_decode_text` catches it); a binary report is refused with it
+    (a ProtocolError, so it can never escape as anything else)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -341,21 +344,24 @@ def _coordinate(text: str, hemisphere: str) -> float:
     if hemisphere not in ("N", "S", "E", "W"):
         raise _Malformed(f"bad hemisphere {hemisphere!r}")
     if match := re.fullmatch(r"-?(\d+)-(\d+(?:\.\d+)?)", text):
-        degrees, minutes = int(match[1]), float(match[2])
+        degrees, minutes = float(match[1]), float(match[2])
     elif match := re.fullmatch(r"(\d*)(\d\d\.\d+)", text):
-        degrees, minutes = int(match[1] or 0), float(match[2])
+        degrees, minutes = float(match[1] or 0), float(match[2])
     elif match := re.fullmatch(r"(\d+)(\d\d)(\d{4})", text):
-        degrees, minutes = int(match[1]), float(f"{match[2]}.{match[3]}")
+        degrees, minutes = float(match[1]), float(f"{match[2]}.{match[3]}")
     else:
         raise _Malformed(f"bad coordinate {text!r}")
-    value = degrees + minutes / 60
+    value = degrees + minutes / 60     # floats: 400 digits read as inf, refused here
+    if not math.isfinite(value):
+        raise _Malformed(f"coordinate out of range {text[:20]!r}")
     return -value if hemisphere in ("S", "W") else value
 
 
 def _status_attributes(text: str, attrs: dict[str, Any]) -> bool:
     """Decode an 8-hex-digit vehicle_status word into `attrs`; False when
     `text` is not one."""
-    if not re.fullmatch(r"[0-9A-Fa-f]{8}", text.strip()):
+    text = text.strip()
+    if not re.fullmatch(r"[0-9A-Fa-f]{8}", text):
         return False
     status = int(text, 16)
     for bit, alarm in _STATUS_ALARMS:
@@ -443,7 +449,7 @@ def _extras(extras: list[str], attrs: dict[str, Any], fix: Fix) -> dict[str, Any
     (odometer m, temperature, fuel, altitude m, LAC and cell id in hex) or
     plain values io1, io2 ... (strings, empty ones skipped).  Returns the
     network for the extension's cell."""
-    if len(extras) == 6 and re.fullmatch(r"\d+,-?\d+,\d+\.\d+,-?[\d.]+,[0-9A-Fa-f]+,[0-9A-Fa-f]+",
+    if len(extras) == 6 and re.fullmatch(r"\d+,-?\d+,\d+\.\d+,-?\d+(?:\.\d*)?,[0-9A-Fa-f]+,[0-9A-Fa-f]+",
                                          ",".join(e.strip() for e in extras)):
         attrs["odometer"] = int(extras[0])
         attrs["temp1"] = int(extras[1])
@@ -553,8 +559,8 @@ def _neighbours(ctx: Context) -> list[Message]:
         raise _Malformed("NBR too short")
     mcc, mnc, count = _int(f[4]), _int(f[5]), _int(f[7])
     end = 8 + 3 * count
-    if len(f) < end + 2:
-        raise _Malformed("NBR shorter than its cell count")
+    if count < 0 or len(f) < end + 2:
+        raise _Malformed(f"NBR cell count {count} does not fit the {len(f) - 10} fields left")
     cells = [cell_tower(mcc, mnc, _int(f[i]), _int(f[i + 1]), -abs(_int(f[i + 2])))
              for i in range(8, end, 3)]
     attrs: dict[str, Any] = {}
@@ -572,8 +578,8 @@ def _lbs(ctx: Context) -> list[Message]:
         raise _Malformed("V3 too short")
     mcc, mnc, count = _int(f[4][:3]), _int(f[4][3:]), _int(f[5])
     end = 6 + 4 * count
-    if len(f) < end + 5:
-        raise _Malformed("V3 shorter than its cell count")
+    if count < 0 or len(f) < end + 5:
+        raise _Malformed(f"V3 cell count {count} does not fit the {len(f) - 11} fields left")
     cells = [cell_tower(mcc, mnc, _int(f[i]), _int(f[i + 1])) for i in range(6, end, 4)]
     attrs: dict[str, Any] = {"battery": _int(f[end], 16)}
     _status_attributes(f[end + 4], attrs)
@@ -633,7 +639,10 @@ def _decode_binary(frame: bytes, now: dt.datetime) -> tuple[str, list[Message]]:
     clock = _bcd(reader.take(6))            # hhmmss DDMMYY
     if clock[6:] == "000000":
         return device_id, []          # no fix since power-on: no date yet
-    time = _datetime(clock[6:], clock[:6], now)
+    try:
+        time = _datetime(clock[6:], clock[:6], now)
+    except _Malformed as exc:         # e.g. 31 September: a calendar-plausible BCD date that is none
+        raise ProtocolError(f"h02: binary report with an invalid date/time: {exc}", frame[:64]) from None
     lat_digits = _bcd(reader.take(4))       # DDMMmmmm
     level = reader.u8()
     lon_digits = _bcd(reader.take(5))       # DDDMMmmmm and the flags nibble
@@ -683,7 +692,7 @@ class Options:
 def ack_reply(maker: str, device_id: str, now: dt.datetime) -> bytes:
     """The confirm message for a position report: *HQ,<id>,V4,V1,<YYYYMMDDhhmmss>#."""
     stamp = now.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
-    return f"*{maker},{device_id},V4,V1,{stamp}#".encode("ascii")
+    return f"*{maker},{device_id},V4,V1,{stamp}#".encode("latin-1", "replace")
 
 
 class H02Session:
@@ -747,9 +756,9 @@ def command_frame(maker: str, device_id: str, command: Command, now: dt.datetime
             raise UnsupportedCommand("h02: custom command needs ASCII text without '#' in attributes.data")
         if data.startswith("*"):
             return f"{data}#".encode("ascii")
-        return f"*{maker},{device_id},{data}#".encode("ascii")
+        return f"*{maker},{device_id},{data}#".encode("latin-1")
     stamp = now.astimezone(dt.UTC).strftime("%H%M%S")
-    return f"*{maker},{device_id},{command_text(command, stamp)}#".encode("ascii")
+    return f"*{maker},{device_id},{command_text(command, stamp)}#".encode("latin-1")
 
 
 def command_text(command: Command, stamp: str) -> str:

@@ -51,7 +51,10 @@ Replies: registration 0x0100 gets 0x8100 (result 0 and an authentication code, t
 unique id); every other terminal message gets the platform general response 0x8001
 (its serial and id, result 0) except the terminal's own responses (0x0001, 0x0104,
 0x0107, 0x0201, 0x0500), which need none, and the e-lock frames, whose replies are
-not known.  The platform's serial numbers count per connection from 0.  Commands:
+not known.  The platform's serial numbers count per connection from 0.  Refusal
+(`Frame.refusal`, sent instead of the reply when the server cannot store a frame's
+data for good): the same general response with result 1 (failure); registrations and
+the unanswered messages have none.  Commands:
 see `encode_command`.  A subpackaged or encrypted message is acknowledged but not
 decoded (its body is a fragment or ciphertext).
 
@@ -64,6 +67,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -184,8 +189,8 @@ def _check(frame: bytes) -> None:
         raise ProtocolError(f"jt808: bad checksum {expected:02x}, computed {actual:02x}", frame)
 
 
-def _printable(byte: int) -> bool:
-    return 0x20 <= byte <= 0x7E
+_TEXT_STOP = re.compile(rb"[^\x20-\x28\x2a-\x7e]")
+"""What ends the scan of a text frame: its ")" or a byte that is not printable ASCII."""
 
 
 class Framer(StreamFramer):
@@ -198,7 +203,10 @@ class Framer(StreamFramer):
     garbage than that raises ProtocolError.  A frame longer than the cap raises
     ProtocolError.  In strict mode a binary frame with a bad checksum raises
     ProtocolError; only its opening delimiter is dropped, so its closing one may
-    open the next frame (a stray 0x7E in garbage costs no good frame).
+    open the next frame (a stray 0x7E in garbage costs no good frame).  Text is
+    scanned once however it arrives: the stretch of printable bytes without ")"
+    found so far is remembered (stream offsets), so neither a frame trickling in
+    nor a run of "(" in garbage is scanned again for every byte or every "(".
     """
 
     name = NAME
@@ -206,6 +214,7 @@ class Framer(StreamFramer):
     def __init__(self, *, lenient: bool = False, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         super().__init__(max_frame_bytes)
         self.lenient = lenient
+        self._text_clear = (0, 0)   # stream offsets [from, to): printable bytes, no ")"
 
     def _next_frame(self) -> bytes | None:
         while True:
@@ -254,15 +263,23 @@ class Framer(StreamFramer):
         return frame
 
     def _text_frame(self) -> bytes | None:
+        """The "(...)" frame at the buffer's start: its ")" is at most at index
+        `max_frame_bytes`, every byte before it printable."""
         buf = self._buffer
-        for i in range(1, len(buf)):
-            if buf[i] == TEXT_END:
-                frame = bytes(buf[:i + 1])
-                del buf[:i + 1]
-                return frame
-            if not _printable(buf[i]) or i >= self.max_frame_bytes:
-                self._skip(1)          # a stray "(" in binary data
-                return b""
+        base = self.offset
+        clear_from, clear_to = self._text_clear
+        if not clear_from <= base + 1 <= clear_to:
+            clear_from = clear_to = base + 1
+        end = min(len(buf), self.max_frame_bytes + 1)
+        stop = _TEXT_STOP.search(buf, clear_to - base, end)
+        self._text_clear = (clear_from, base + (stop.start() if stop else end))
+        if stop is not None and buf[stop.start()] == TEXT_END:
+            frame = bytes(buf[:stop.start() + 1])
+            del buf[:stop.start() + 1]
+            return frame
+        if stop is not None or len(buf) > self.max_frame_bytes:
+            self._skip(1)              # a stray "(" in binary data, or no ")" within the cap
+            return b""
         return None
 
 def split_frames(buffer: bytearray) -> list[bytes]:
@@ -344,8 +361,16 @@ def _build(msg_id: int, body: bytes, serial: int, terminal: bytes, version: int 
     return wire_frame(head + (serial & 0xFFFF).to_bytes(2, "big") + body)
 
 
-def general_response(header: Header, serial: int, result: int = 0) -> bytes:
-    """Platform general response 0x8001: the acked serial, the acked id, result."""
+RESULT_SUCCESS = 0
+RESULT_FAILURE = 1
+"""Results of the platform general response (JT/T 808-2013 8.2): 0 success /
+acknowledged, 1 failure, 2 message error, 3 not supported, 4 alarm confirmed."""
+
+
+def general_response(header: Header, serial: int, result: int = RESULT_SUCCESS) -> bytes:
+    """Platform general response 0x8001: the acked serial, the acked id, result
+    (`RESULT_SUCCESS`; `RESULT_FAILURE` is the refusal of a frame whose data the
+    server cannot store)."""
     body = header.serial.to_bytes(2, "big") + header.msg_id.to_bytes(2, "big") + bytes([result])
     return _build(MsgId.GENERAL_RESPONSE, body, serial, header.terminal, header.version)
 
@@ -1126,6 +1151,8 @@ def obd_text(raw: bytes) -> dict[str, Any]:
             value = float(text)
         except ValueError:
             continue
+        if not math.isfinite(value):   # float() also reads "nan", "inf" and 400-digit numbers
+            continue
         attrs[key] = int(value) if key == "coolantTemp" else value
     return attrs
 
@@ -1317,7 +1344,7 @@ def _transparent_obd(ctx: Context, r: Reader) -> list[Message]:
     if archive:
         rec.attrs["archive"] = True
     if kind == 1:
-        for _ in range(r.u8()):
+        for _ in range(r.count(r.u8(), 3, "OBD data stream count")):
             item, size = r.u16(), r.u8()
             _obd_stream_item(item, r.take(size), rec)
     elif kind == 2:
@@ -1351,6 +1378,8 @@ def _obd_stream_item(item: int, value: bytes, rec: Record) -> None:
         rec.attrs[f"io{item}"] = number
         return
     key, factor, offset = _OBD_STREAM[item]
+    if len(value) > 8:          # no reading is wider; a float cannot hold 255 bytes times a factor
+        return
     scaled = number * factor + offset
     rec.attrs[key] = round(scaled, 6) if isinstance(factor, float) else scaled
 
@@ -1359,9 +1388,9 @@ def _obd_trouble_codes(r: Reader, rec: Record) -> None:
     """Groups (2) x [mask (4), count (2), count x code (4)], then a text block
     (reserved (4), length (2), text)."""
     codes = []
-    for _ in range(r.u16()):
+    for _ in range(r.count(r.u16(), 6, "trouble code group count")):
         r.skip(4)
-        codes += [_dtc(r.u32()) for _ in range(r.u16())]
+        codes += [_dtc(r.u32()) for _ in range(r.count(r.u16(), 4, "trouble code count"))]
     r.skip(4)
     r.skip(r.u16())
     if codes:
@@ -1546,18 +1575,26 @@ class Jt808Session:
         if decoder is not None and header.package is None and \
                 (not header.encrypted or header.msg_id in _LOCK_IDS):
             messages = decoder(ctx, Parsed(header, frame, header.body_start, len(frame) - 2))
-        return Frame(messages=tuple(messages), reply=self._reply(header), raw=frame)
+        reply, refusal = self._answers(header)
+        return Frame(messages=tuple(messages), reply=reply, raw=frame, refusal=refusal)
 
     def _next_serial(self) -> int:
         serial, self._serial = self._serial, (self._serial + 1) & 0xFFFF
         return serial
 
-    def _reply(self, header: Header) -> bytes:
+    def _answers(self, header: Header) -> tuple[bytes, bytes]:
+        """(reply, refusal) for a frame.  Both carry the same platform serial:
+        only one of them is ever sent.  The refusal is the general response
+        with result 1 (failure), for the frames the general response answers;
+        a registration (answered 0x8100, nothing to store) and the unanswered
+        messages have none."""
         if header.msg_id in UNACKED:
-            return b""
+            return b"", b""
+        serial = self._next_serial()
         if header.msg_id == MsgId.REGISTER:
-            return register_response(header, self._next_serial(), header.unique_id)
-        return general_response(header, self._next_serial())
+            return register_response(header, serial, header.unique_id), b""
+        return (general_response(header, serial, RESULT_SUCCESS),
+                general_response(header, serial, RESULT_FAILURE))
 
     def encode_command(self, command: Command, now: dt.datetime) -> bytes:
         """A downlink frame for `command`, addressed with the device's own terminal
@@ -1734,6 +1771,7 @@ DEVICE = Jt808Device()
 __all__ = [
     "ALARM_BITS", "CODEC", "COMMAND_TYPES", "DEFAULT_LISTEN", "DEVICE", "MAX_FRAME_BYTES", "NAME",
     "UNACKED", "DeviceAckReader", "Framer", "Header", "Jt808Device", "Jt808Session",
+    "RESULT_FAILURE", "RESULT_SUCCESS",
     "MsgId", "Options", "bcd_time", "checksum", "command_body", "device_heartbeat",
     "device_location", "device_register", "escape", "general_response", "parse_header",
     "parse_reply", "register_response", "split_frames", "terminal_id", "unescape", "wire_frame",

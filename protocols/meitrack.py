@@ -302,7 +302,8 @@ def _text_cell(text: str, gsm: int | None) -> dict[str, Any] | None:
 
 def _io(attrs: dict[str, Any], text: str) -> None:
     """I/O status, four hex digits: inputs byte then outputs byte."""
-    if re.fullmatch(r"[0-9A-Fa-f]{4}", text.strip()):
+    text = text.strip()
+    if re.fullmatch(r"[0-9A-Fa-f]{4}", text):
         attrs["input"] = int(text[:2], 16)
         attrs["output"] = int(text[2:4], 16)
 
@@ -333,8 +334,9 @@ def _analog(attrs: dict[str, Any], text: str) -> bool:
 
 def _temperatures(attrs: dict[str, Any], text: str) -> None:
     """Temperature sensors `IIVVVV|...`: index (hex) and signed 1/100 degC (hex)."""
-    for item in text.split("|"):
-        if re.fullmatch(r"[0-9A-Fa-f]{6}", item.strip()):
+    for raw in text.split("|"):
+        item = raw.strip()
+        if re.fullmatch(r"[0-9A-Fa-f]{6}", item):
             value = int(item[2:6], 16)
             value -= 0x10000 if value & 0x8000 else 0
             attrs[f"temp{int(item[:2], 16)}"] = value / 100
@@ -576,13 +578,13 @@ def _cce_packet(data: bytes) -> _Record:
     r.uint(2)   # parameter count (the group counts are what the layout follows)
     record = _Record()
     for size in (1, 2, 4):
-        for _ in range(r.uint(1)):
+        for _ in range(r.count(r.uint(1), 1 + size, f"{size}-byte parameter count")):
             ident, raw = _cce_id(r), r.take(size)
             put = CCE_FIXED.get(ident)
             if put is not None:
                 put(record, raw)
     if r.remaining():
-        for _ in range(r.uint(1)):
+        for _ in range(r.count(r.uint(1), 2, "N-byte parameter count")):
             ident = _cce_id(r)
             _cce_variable(record, ident, r.take(r.uint(1)))
     return record
@@ -593,7 +595,7 @@ def _cce(env: Envelope, now: dt.datetime) -> list[Message]:
     length (2) and content."""
     r = LittleEndianReader(env.data, NAME)
     r.uint(4)
-    count = r.uint(2)
+    count = r.count(r.uint(2), 2, "CCE packet count")
     return [_cce_packet(r.take(r.uint(2))).position(env.imei, now) for _ in range(count)]
 
 

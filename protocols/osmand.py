@@ -63,7 +63,9 @@ MAX_FRAME_BYTES = 65536
 """Largest request accepted (URL plus body): a Traccar Client batch is a few kB."""
 
 _MAX_ID_LENGTH = 128
-_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+r"""A decimal number.  Written so that a long digit run splits one way only: the
+former ``[0-9]+\.?[0-9]*`` backtracked quadratically on 8 000 digits and a bad tail."""
 _INTEGER = re.compile(r" *-?[0-9]{1,10} *")
 
 
@@ -71,14 +73,19 @@ _INTEGER = re.compile(r" *-?[0-9]{1,10} *")
 # Value parsing
 # --------------------------------------------------------------------------
 
+def _utf8(text: str) -> bytes:
+    """`text` for a ProtocolError's frame bytes (lone surrogates replaced)."""
+    return text.encode("utf-8", "replace")
+
+
 def _number(value: str, what: str) -> float:
     """A finite decimal number; ProtocolError otherwise."""
     text = value.strip()
     if not _NUMBER.fullmatch(text):
-        raise ProtocolError(f"osmand: {what} is not a number: {value[:40]!r}", value[:80].encode())
+        raise ProtocolError(f"osmand: {what} is not a number: {value[:40]!r}", _utf8(value[:80]))
     number = float(text)
     if not math.isfinite(number):
-        raise ProtocolError(f"osmand: {what} is out of range: {value[:40]!r}", value[:80].encode())
+        raise ProtocolError(f"osmand: {what} is out of range: {value[:40]!r}", _utf8(value[:80]))
     return number
 
 
@@ -107,14 +114,19 @@ def parse_time(value: str) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ProtocolError(f"osmand: unreadable timestamp {text[:40]!r}", text[:80].encode()) from None
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+        raise ProtocolError(f"osmand: unreadable timestamp {text[:40]!r}", _utf8(text[:80])) from None
+    if when.tzinfo is None:
+        return when.replace(tzinfo=dt.UTC)
+    try:   # "0001-01-01T00:00+01:00" is a valid ISO 8601 time before year 1 in UTC
+        return when.astimezone(dt.UTC)
+    except OverflowError:
+        raise ProtocolError(f"osmand: timestamp out of range: {text[:40]!r}", _utf8(text[:80])) from None
 
 
 def _device_id(value: Any) -> str:
     text = str(value).strip()
     if not text or len(text) > _MAX_ID_LENGTH or not text.isprintable():
-        raise ProtocolError(f"osmand: invalid device id {text[:40]!r}", text[:80].encode("utf-8", "replace"))
+        raise ProtocolError(f"osmand: invalid device id {text[:40]!r}", _utf8(text[:80]))
     return text
 
 
@@ -127,7 +139,7 @@ def _cell(value: str) -> dict[str, Any]:
     """``mcc,mnc,lac,cid[,signal dBm]``."""
     parts = value.split(",")
     if len(parts) not in (4, 5) or not all(_INTEGER.fullmatch(p) for p in parts):
-        raise ProtocolError(f"osmand: bad cell {value[:60]!r}", value[:80].encode())
+        raise ProtocolError(f"osmand: bad cell {value[:60]!r}", _utf8(value[:80]))
     mcc, mnc, lac, cid, *signal = (int(p) for p in parts)
     return cell_tower(mcc, mnc, lac, cid, signal[0] if signal else None)
 
@@ -136,7 +148,7 @@ def _wifi(value: str) -> dict[str, Any]:
     """``mac,signal dBm`` (the MAC with ``-`` or ``:`` separators)."""
     mac, _, signal = value.partition(",")
     if not re.fullmatch(r" *[0-9A-Fa-f]{2}([-:][0-9A-Fa-f]{2}){5} *", mac) or not _INTEGER.fullmatch(signal):
-        raise ProtocolError(f"osmand: bad wifi {value[:60]!r}", value[:80].encode())
+        raise ProtocolError(f"osmand: bad wifi {value[:60]!r}", _utf8(value[:80]))
     return {"macAddress": mac.strip().replace("-", ":"), "signalStrength": int(signal)}
 
 
@@ -307,7 +319,7 @@ def _json_battery(attrs: dict[str, Any], battery: Any) -> None:
     if not isinstance(battery, Mapping):
         return
     level = _json_number(battery.get("level"))
-    if level is not None and level >= 0:
+    if level is not None and level >= 0 and math.isfinite(level * 100):   # 1e307 * 100 is inf
         attrs["batteryLevel"] = round(level * 100)
     if battery.get("is_charging") is True:
         attrs["charge"] = True
@@ -354,10 +366,14 @@ def decode_request(request: HttpRequest) -> list[Draft]:
         raise ProtocolError("osmand: expected an HTTP request", bytes(request)[:64]
                             if isinstance(request, (bytes, bytearray)) else b"")
     if len(request.url) + len(request.body) > MAX_FRAME_BYTES:
-        raise ProtocolError(f"osmand: request over {MAX_FRAME_BYTES} bytes", request.url[:64].encode())
+        raise ProtocolError(f"osmand: request over {MAX_FRAME_BYTES} bytes", _utf8(request.url[:64]))
     if request.method.upper() not in ("GET", "POST"):
         raise ProtocolError(f"osmand: method {request.method[:10]!r} not allowed")
-    query = urlsplit(request.url).query
+    try:
+        query = urlsplit(request.url).query
+    except ValueError as exc:      # e.g. "//x[": an unbalanced IPv6 bracket in the authority
+        raise ProtocolError(f"osmand: unreadable URL {request.url[:40]!r}: {exc}",
+                            _utf8(request.url[:80])) from None
     if request.method.upper() == "POST" and request.body and _is_json(request):
         return decode_json(request.body)
     pairs = parse_qsl(query, keep_blank_values=True)

@@ -66,6 +66,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -565,7 +566,10 @@ def _legacy_standard(fields: Fields, date: int, kind: str, unique_id: str, ctx: 
     if fields[lat + 4]:
         attrs["sat"] = _int(fields, lat + 4, "satellites")
     if fields[lat + 6]:
-        attrs["odometer"] = int(_float(fields, lat + 6, "distance"))
+        distance = _float(fields, lat + 6, "distance")
+        if not math.isfinite(distance):
+            raise fields.error("distance (out of range)")
+        attrs["odometer"] = int(distance)
     if fields[lat + 7]:
         attrs["power"] = _float(fields, lat + 7, "power voltage")
     _io(attrs, fields[lat + 8])
@@ -710,7 +714,7 @@ def _uex_payload(items: list[str], attrs: dict[str, Any]) -> None:
                 attrs["driverUniqueId"] = parts[4]
         elif text.startswith("CabAVL"):
             fuels += _cab_avl(text, attrs)
-        elif re.fullmatch(r"(t_[0-9]+|N_[0-9]+|Q_D)=[0-9A-Fa-f]+(\.[0-9]*)?", text):
+        elif re.fullmatch(r"(t_[0-9]{1,4}|N_[0-9]{1,4}|Q_D)=[0-9A-Fa-f]{1,16}(\.[0-9]*)?", text):
             fuels += _sensor_value(text, attrs)
         else:
             serial.append(item)

@@ -56,6 +56,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import heapq
 import struct
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -87,6 +88,11 @@ MAX_IMEI_DIGITS = 20
 PING = b"\xff"
 ACCEPT = b"\x01"
 PREAMBLE = b"\x00\x00\x00\x00"
+RESYNC_CRC_PER_BYTE = 16
+"""Bytes the framer may CRC, per byte received, looking for a good packet
+behind a bad or stalled one (see `Framer`)."""
+RESYNC_CRC_CREDIT = 8
+"""...and at most this many frames' worth of such bytes saved up."""
 _GH_EPOCH = dt.datetime(2007, 1, 1, tzinfo=dt.UTC)
 _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _FMB_PLATFORM = ("FMB", "FMC", "FMM", "FMT", "FMU", "FMP")
@@ -177,6 +183,14 @@ class Framer(StreamFramer):
     garbage).  Lenient framers check no CRC.  For the same reason a preamble
     still waiting for its bytes is given up for a later complete packet with a
     good CRC.
+
+    That search costs linear time however the bytes arrive: every later
+    preamble is looked at once (stream offsets, see `StreamFramer.offset`), the
+    CRC of each candidate packet is computed once, when its last byte is in,
+    and the bytes CRC'd are paid for by bytes received (`RESYNC_CRC_PER_BYTE`
+    each, at most `RESYNC_CRC_CREDIT` times `max_frame_bytes` saved up), so
+    garbage full of zero runs that each announce a packet cannot make a
+    connection spend a CRC over the whole buffer per byte.
     """
 
     name = NAME
@@ -184,6 +198,15 @@ class Framer(StreamFramer):
     def __init__(self, *, lenient: bool = False, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         super().__init__(max_frame_bytes)
         self.lenient = lenient
+        self._scan_from = 0                          # stream offset: preambles before it are known
+        self._pending: list[tuple[int, int]] = []    # heap of (end, start) offsets of candidates arriving
+        self._good: list[int] = []                   # heap of start offsets of complete, good packets
+        self._crc_credit = RESYNC_CRC_CREDIT * max_frame_bytes
+
+    def feed(self, data: bytes) -> None:
+        super().feed(data)
+        self._crc_credit = min(self._crc_credit + RESYNC_CRC_PER_BYTE * len(data),
+                               RESYNC_CRC_CREDIT * self.max_frame_bytes)
 
     def next_frame(self) -> bytes | None:
         """As `StreamFramer.next_frame`, but a ping is no good frame: it keeps
@@ -252,18 +275,31 @@ class Framer(StreamFramer):
         return not self.lenient and self._next_good_packet() > 0
 
     def _next_good_packet(self) -> int:
-        """Index of the first complete packet with a good CRC after the buffer's
-        start, or -1."""
+        """Index of the first packet with a good CRC complete in the buffer
+        after its start, or -1 (see the class docstring for the cost)."""
         buf = self._buffer
-        later = buf.find(PREAMBLE, 1)
-        while later > 0:
-            if len(buf) >= later + 8:
-                total = 12 + int.from_bytes(buf[later + 4:later + 8], "big")
-                frame = bytes(buf[later:later + total])
-                if 15 <= total <= self.max_frame_bytes and len(frame) == total and _crc_ok(frame):
-                    return later
-            later = buf.find(PREAMBLE, later + 1)
-        return -1
+        base = self.offset
+        end = base + len(buf)
+        at = max(self._scan_from, base + 1)
+        while (index := buf.find(PREAMBLE, at - base)) >= 0 and index + 8 <= len(buf):
+            total = 12 + int.from_bytes(buf[index + 4:index + 8], "big")
+            if 15 <= total <= self.max_frame_bytes:
+                heapq.heappush(self._pending, (base + index + total, base + index))
+            at = base + index + 1
+        # a preamble whose length field is not all in yet is looked at again next time
+        self._scan_from = base + index if index >= 0 else max(at, end - len(PREAMBLE) + 1)
+        while self._pending and self._pending[0][0] <= end:
+            stop, start = self._pending[0]
+            if start > base:
+                if stop - start > self._crc_credit:
+                    break              # the bytes still to come pay for it
+                self._crc_credit -= stop - start
+                if _crc_ok(bytes(buf[start - base:stop - base])):
+                    heapq.heappush(self._good, start)
+            heapq.heappop(self._pending)
+        while self._good and self._good[0] <= base:
+            heapq.heappop(self._good)
+        return self._good[0] - base if self._good else -1
 
 def _crc_ok(frame: bytes) -> bool:
     return crc16_ibm(frame[8:-4]) == int.from_bytes(frame[-4:], "big")
@@ -595,10 +631,11 @@ def _io_elements(r: Reader, layout: Layout) -> tuple[int, list[IoElement]]:
     r.uint(layout.count_width)     # total count: the groups' counts are authoritative
     elements = []
     for size in layout.sizes:
-        for _ in range(r.uint(layout.count_width)):
+        count = r.count(r.uint(layout.count_width), layout.id_width + size, f"{size}-byte IO count")
+        for _ in range(count):
             elements.append(IoElement(r.uint(layout.id_width), size, r.take(size)))
     if layout.variable:
-        for _ in range(r.u16()):
+        for _ in range(r.count(r.u16(), 4, "variable-length IO count")):
             ident = r.u16()
             elements.append(IoElement(ident, 0, r.take(r.u16())))
     return event, elements
@@ -636,7 +673,7 @@ def _gh_record(r: Reader, options: Options) -> Position:
     elements = []
     for bit, size in ((0x02, 1), (0x04, 2), (0x08, 4)):
         if mask & bit:
-            for _ in range(r.u8()):
+            for _ in range(r.count(r.u8(), 1 + size, f"{size}-byte IO count")):
                 elements.append(IoElement(r.u8(), size, r.take(size)))
     state = RecordState(attrs)
     _io_attributes(elements, state, options)
@@ -749,9 +786,9 @@ def _command_messages(r: Reader, codec: int, options: Options, now: dt.datetime)
     type (1), size (4), payload; then the quantity again."""
     messages: list[Message] = []
     count = r.u8()
-    for _ in range(count):
+    for _ in range(r.count(count, 5, "command quantity")):
         kind = r.u8()
-        payload = r.take(r.u32())
+        payload = r.take(r.count(r.u32(), 1, "command size"))
         messages += _command_message(codec, kind, payload, now)
     if not options.lenient and (r.u8() != count or r.remaining()):
         raise ProtocolError("teltonika: command quantities differ or bytes left over", r.data[:64])

@@ -46,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -74,6 +75,7 @@ BMS data and free-text answers stay well below this."""
 
 START = ord("(")
 END = ord(")")
+_CLOSE, _DOLLAR = b")", b"$"
 
 
 @enum.unique
@@ -114,17 +116,22 @@ the observed VIN report instead."""
 # Framing
 # --------------------------------------------------------------------------
 
-def _frame_end(buf: bytes | bytearray, limit: int) -> int:
-    """Index of the ")" that ends the frame starting at buf[0] ("(") or -1;
-    a ")" inside an open $...$ text does not count."""
-    inside = False
-    for index in range(1, min(len(buf), limit)):
-        byte = buf[index]
-        if byte == ord("$"):
-            inside = not inside
-        elif byte == END and not inside:
-            return index
-    return -1
+def _frame_end(buf: bytes | bytearray, limit: int, start: int = 1,
+               inside: bool = False) -> tuple[int, int, bool]:
+    """(index of the ")" that ends the frame starting at buf[0] ("("), or -1;
+    index scanned up to; whether that is inside a $...$ text): a ")" inside an
+    open $...$ text does not count.  `start` and `inside` resume an earlier scan.
+    Searches with bytes.find and .count, so a frame refused after `limit`
+    bytes costs little to rescan from the next "(" (no byte-by-byte loop)."""
+    stop = max(start, min(len(buf), limit))
+    index = start
+    while (close := buf.find(_CLOSE, index, stop)) >= 0:
+        inside ^= buf.count(_DOLLAR, index, close) % 2 == 1
+        if not inside:
+            return close, close, inside
+        index = close + 1
+    inside ^= buf.count(_DOLLAR, index, stop) % 2 == 1
+    return -1, stop, inside
 
 
 class Framer(StreamFramer):
@@ -133,12 +140,15 @@ class Framer(StreamFramer):
     Bytes before "(" are skipped, up to `max_frame_bytes` in a row; more raises
     `ProtocolError`.  A frame without ")" within `max_frame_bytes` raises
     `ProtocolError` after dropping its "(" (the next call resumes after it).
+    A frame still arriving is scanned once: the next call resumes where the
+    last one stopped.
     """
 
     name = NAME
 
     def __init__(self, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         super().__init__(max_frame_bytes)
+        self._scan = (-1, 1, False)   # (offset of the "(", index scanned up to, inside $...$)
 
     def _next_frame(self) -> bytes | None:
         buf = self._buffer
@@ -147,10 +157,14 @@ class Framer(StreamFramer):
             self._skip(len(buf))
             return None
         self._skip(start)
-        end = _frame_end(buf, self.max_frame_bytes)
+        at, scanned, inside = self._scan
+        if at != self.offset:
+            scanned, inside = 1, False
+        end, scanned, inside = _frame_end(buf, self.max_frame_bytes, scanned, inside)
         if end < 0:
             if len(buf) >= self.max_frame_bytes:
                 self._reject(f"no ')' within {self.max_frame_bytes} bytes")
+            self._scan = (self.offset, scanned, inside)
             return None
         frame = bytes(buf[:end + 1])
         del buf[:end + 1]
@@ -204,7 +218,9 @@ def _coordinate(text: str, hemisphere: str) -> float:
     match = re.fullmatch(r"\s*(\d*)(\d\d\.\d+)\s*", text)
     if not match or hemisphere not in ("N", "S", "E", "W"):
         raise _Malformed(f"bad coordinate {text!r}{hemisphere}")
-    value = int(match[1] or 0) + float(match[2]) / 60
+    value = float(match[1] or 0) + float(match[2]) / 60   # floats: 400 digits read as inf, refused here
+    if not math.isfinite(value):
+        raise _Malformed(f"coordinate out of range {text[:20]!r}")
     return -value if hemisphere in ("S", "W") else value
 
 
@@ -213,6 +229,16 @@ def _number(text: str) -> float:
     if not re.fullmatch(r"\d+(\.\d*)?|\.\d+", text):
         raise _Malformed(f"not a number: {text!r}")
     return float(text)
+
+
+def _reading(text: str, what: str) -> int:
+    """A decimal reading (a voltage in 0.01 or 0.1 V, a level); _Malformed when
+    it is not one or has more digits than any reading (a float cannot hold 400
+    digits divided by 100)."""
+    value = int(text)
+    if not -1_000_000_000 < value < 1_000_000_000:
+        raise _Malformed(f"{what} out of range: {text[:20]!r}")
+    return value
 
 
 def _battery_level(level: int) -> int | None:
@@ -514,9 +540,10 @@ def _battery(ctx: Context) -> list[Message]:
     level = _battery_level(int(f[2]))
     if level is not None:
         attrs["batteryLevel"] = level
-    attrs["battery"] = int(f[3]) / 100
-    if int(f[4]) != 0xFFFF:
-        attrs["power"] = int(f[4]) / 10
+    attrs["battery"] = _reading(f[3], "battery") / 100
+    power = _reading(f[4], "power")
+    if power != 0xFFFF:
+        attrs["power"] = power / 10
     return [ctx.status_record(attrs, _date_time(f[0], f[1], day_first=True))]
 
 

@@ -381,7 +381,8 @@ def _add_alarm(attrs: dict[str, Any], alarm: str) -> None:
 
 def _status(attrs: dict[str, Any], text: str) -> None:
     """Terminal status (hex): alarm bits and the motion bit (see module doc)."""
-    if not re.fullmatch(r"[0-9A-Fa-f]{1,8}", text.strip()):
+    text = text.strip()
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,8}", text):
         return
     status = int(text, 16)
     for bit, alarm in _STATUS_ALARMS:
@@ -412,6 +413,9 @@ def _network(fields: list[str]) -> dict[str, Any] | None:
     if count is None:
         return None
     index = 1
+    if count < 0 or (count > 0 and 4 + 3 * count - 1 > len(fields)):
+        raise ProtocolError(f"watch: cell count {count} does not fit the {max(0, len(fields) - 4)} "
+                            "fields left (3 per cell)")
     if count > 0 or _looks_like_cell_head(fields[1:]):
         mcc, mnc = _int(fields[2]) if len(fields) > 2 else None, _int(fields[3]) if len(fields) > 3 else None
         index = 4
@@ -431,6 +435,9 @@ def _network(fields: list[str]) -> dict[str, Any] | None:
 def _wifi(fields: list[str]) -> list[dict[str, Any]]:
     """Wi-Fi count, then name, MAC, signal (dBm) per access point."""
     count = _int(fields[0]) if fields else None
+    if count is not None and (count < 0 or 1 + 3 * count > len(fields)):
+        raise ProtocolError(f"watch: Wi-Fi count {count} does not fit the {max(0, len(fields) - 1)} "
+                            "fields left (3 per access point)")
     points: list[dict[str, Any]] = []
     for n in range(count or 0):
         entry = fields[1 + 3 * n:4 + 3 * n]

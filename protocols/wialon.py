@@ -41,6 +41,8 @@ Packets and the server's answers::
 Error answers follow the spec: -1 structure, 0 time, 10 coordinates, 11
 speed/course/height, 12 satellites/HDOP, 13 inputs/outputs, 14 ADC,
 (D) 16 / (SD) 13 checksum.  Unknown packet types get no answer and no data.
+Refusal (`Frame.refusal`, sent instead of the success answer when the server
+cannot store the data for good, see `REFUSAL_CODES`): #ASD#-1, #AD#-1, #AB#0, #AM#0.
 
 Fields: date DDMMYY and time hhmmss[.fraction] are UTC ("NA": the receive
 time `now`); lat1/lon1 are ddmm.mmmm / dddmm.mmmm with hemisphere letters
@@ -405,6 +407,16 @@ def parse_packet(frame: bytes) -> Packet:
     return Packet(match["type"], match["body"], unique_id, version or None)
 
 
+REFUSAL_CODES = {
+    PacketType.SHORT_DATA: "-1", PacketType.DATA: "-1", PacketType.BLACK_BOX: "0",
+    PacketType.MESSAGE: "0",
+}
+"""The answer code sent instead of success when the server cannot store a packet's
+data for good (`Frame.refusal`): SD/D -1 (the spec's "incorrect packet structure",
+its one code not about a particular field), B 0 (no message registered), M 0
+(message not received).  Login and ping packets carry nothing to store."""
+
+
 def _answer(packet_type: str, code: str) -> bytes:
     return f"#A{packet_type}#{code}".encode() + EOL
 
@@ -461,7 +473,9 @@ class WialonSession:
         if handler is None:
             return Frame(messages=(), raw=bytes(frame))
         messages, reply = handler(self, packet, now)
-        return Frame(messages=tuple(messages), reply=reply, raw=bytes(frame))
+        refusal = _answer(packet.type, REFUSAL_CODES[packet.type]) \
+            if messages and packet.type in REFUSAL_CODES else b""
+        return Frame(messages=tuple(messages), reply=reply, raw=bytes(frame), refusal=refusal)
 
     # -- packet handlers: (messages, reply) --------------------------------
 
@@ -654,7 +668,7 @@ DEVICE = WialonDevice()
 
 __all__ = [
     "CODEC", "DATA_FIELDS", "DEFAULT_LISTEN", "DEVICE", "EOL", "MAX_FRAME_BYTES", "NAME",
-    "SHORT_FIELDS",
+    "REFUSAL_CODES", "SHORT_FIELDS",
     "DeviceAckReader", "FieldError", "Framer", "Packet", "PacketType", "WialonDevice",
     "WialonSession", "crc16", "crc_matches", "crc_text", "decode_record",
     "device_data", "device_login", "device_params", "device_ping", "message_packet",

@@ -75,6 +75,13 @@ def to_int(text: str, base: int = 10) -> int | None:
         return None
 
 
+def milli(text: str) -> float:
+    """An integer field in thousandths (mV, m) as units.  Float division: a
+    number longer than a float holds reads as inf (which the sanitiser drops)
+    where int(text) / 1000 would raise OverflowError."""
+    return float(text) / 1000
+
+
 def to_float(text: str) -> float | None:
     return float(text) if DECIMAL.fullmatch(text) else None
 
@@ -171,6 +178,6 @@ def status_word(text: str, attrs: dict[str, Any], *, io_bits: bool = True) -> bo
 
 
 __all__ = [
-    "Fix", "cell_tower", "field", "find_gps", "gps_item", "hours_ms", "mac_address", "odometer_m",
+    "Fix", "cell_tower", "field", "find_gps", "gps_item", "hours_ms", "mac_address", "milli", "odometer_m",
     "parse_time", "status_word", "to_float", "to_int",
 ]

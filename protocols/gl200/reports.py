@@ -41,6 +41,7 @@ from protocols.gl200.fields import (
     gps_item,
     hours_ms,
     mac_address,
+    milli,
     odometer_m,
     status_word,
     to_int,
@@ -227,7 +228,7 @@ def _fri_preamble(msg: TextMessage, pre: list[str]) -> tuple[int, dict[str, Any]
     if len(pre) == 3 and DIGITS.fullmatch(pre[1]) and DIGITS.fullmatch(pre[2]):
         power, report, number = pre
         if len(report) == 2 and DIGITS.fullmatch(power):
-            attrs["power"] = int(power) / 1000
+            attrs["power"] = milli(power)
         return int(number), attrs
     if msg.model == Model.ATW and len(pre) == 4 and DIGITS.fullmatch(pre[2]):
         return int(pre[2]), attrs
@@ -309,7 +310,7 @@ def _eri_inputs(rest: list[str], attrs: dict[str, Any], model: int | None) -> in
         if value.startswith("F") and DIGITS.fullmatch(value[1:]):
             attrs[f"fuel{number}"] = int(value[1:])
         elif DIGITS.fullmatch(value):
-            attrs[f"adc{number}"] = int(value) / 1000
+            attrs[f"adc{number}"] = milli(value)
     if battery:
         attrs["batteryLevel"] = int(battery)
     return end
@@ -444,7 +445,7 @@ def decode_eri(msg: TextMessage, now: dt.datetime) -> list[Message] | None:
         attrs.update(_hdop(item.fix))
         if k == len(items) - 1:
             if DIGITS.fullmatch(power):
-                attrs["power"] = int(power) / 1000
+                attrs["power"] = milli(power)
             attrs.update(tail_attrs)
         attrs["type"] = msg.type
         records.append(position(msg, item.fix, attrs, now, network=item.network()))
@@ -579,7 +580,7 @@ def decode_accessory(msg: TextMessage, now: dt.datetime) -> list[Message] | None
         if MAC.fullmatch(values.get(1, "")):
             attrs["accessoryMac"] = values[1]
         if DIGITS.fullmatch(values.get(3, "")):
-            attrs["accessoryVoltage"] = int(values[3]) / 1000
+            attrs["accessoryVoltage"] = milli(values[3])
         if re.fullmatch(r"-?\d+(?:\.\d+)?", values.get(4, "")):
             attrs["accessoryTemp"] = float(values[4])
         if DIGITS.fullmatch(values.get(5, "")):

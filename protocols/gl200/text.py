@@ -34,6 +34,7 @@ from protocols.gl200.fields import (
     find_gps,
     gps_item,
     mac_address,
+    milli,
     to_int,
 )
 from protocols.values import add_alarm, network
@@ -71,7 +72,7 @@ def _report_attributes(msg: TextMessage, fields: list[str], index: int, attrs: d
     elif msg.type == "IGL":
         attrs["ignition"] = kind == "1"
     elif msg.type == "EPS" and DIGITS.fullmatch(field(fields, index - 3)):
-        attrs["power"] = int(fields[index - 3]) / 1000
+        attrs["power"] = milli(fields[index - 3])
 
 
 def _hdop_value(text: str) -> int | float:
@@ -158,9 +159,9 @@ def decode_inf(msg: TextMessage, now: dt.datetime) -> list[Message] | None:
     if re.fullmatch(r"\d+\.\d+", power):
         attrs["odometer"] = float(power) * 1000
     elif DIGITS.fullmatch(power):
-        attrs["power"] = int(power) / 1000
+        attrs["power"] = milli(power)
     if DIGITS.fullmatch(field(fields, state + 6)):
-        attrs["power2"] = int(fields[state + 6]) / 1000
+        attrs["power2"] = milli(fields[state + 6])
     if re.fullmatch(r"\d+(?:\.\d+)?", field(fields, state + 7)):
         attrs["battery"] = float(fields[state + 7])
     if field(fields, state + 9) == "1":

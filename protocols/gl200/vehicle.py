@@ -18,6 +18,7 @@ item, cell and mileage follow.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,12 @@ from protocols.gl200.fields import DIGITS, HEX, field, gps_item, to_int
 
 
 def _number(text: str) -> float | None:
-    return float(text) if re.fullmatch(r"\d+(?:\.\d+)?", text) else None
+    """A decimal field; None when it is not one or too large for a float
+    (400 digits read as inf, which no integer conversion survives)."""
+    if not re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
 
 
 def _int(text: str) -> int | None:
@@ -152,7 +158,8 @@ def decode_obd(msg: TextMessage, now: dt.datetime) -> list[Message] | None:
     index = stop - 13
     fix = gps_item(fields, index)
     mileage = field(fields, stop - 1)
-    if mask is None or fix is None or not re.fullmatch(r"\d+\.\d", mileage):
+    if mask is None or fix is None or not re.fullmatch(r"\d+\.\d", mileage) \
+            or not math.isfinite(float(mileage) * 1000):
         return None
     attrs, _ = _masked(fields, msg.body + 4, mask, _OBD_FIELDS, 16)
     attrs["obdOdometer"] = round(float(mileage) * 1000)
