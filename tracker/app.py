@@ -35,6 +35,7 @@ Files are read once at start: after a renewal, restart the server.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import resource
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,7 @@ from tracker.push.dispatcher import Dispatcher
 from tracker.rules import RuleService, profile_defaults
 from tracker.storage import open_store
 from tracker.writer import BatchWriter
+from web.live import LiveHub
 from web.site import build_site
 
 log = Logger()
@@ -186,6 +188,9 @@ class TrackerServer:
         self.rules = RuleService(self.store, reactor, self.threadpool,
                                  profile_defaults(config.event_defaults))
         self.writer.observers.append(self.rules)    # rule state adopted once committed
+        # /api/socket: pushes what was committed, read back on the database pool
+        self.live = LiveHub(self.store, self.threadpool, reactor)
+        self.writer.observers.append(self.live)
         # Notifications get threads of their own: a slow gateway never holds up
         # the database pool that ingestion and the API use.
         self.push_threadpool = ThreadPool(minthreads=1, maxthreads=2, name="push")
@@ -210,6 +215,10 @@ class TrackerServer:
                                      self.config.device_tls_key)
         self.store.migrate()
         self.rules.load()
+        # The device states just loaded live as long as the process: keep the
+        # collector's oldest generation from walking them (a full collection over
+        # 10,000 states would hold the reactor 50-70 ms; benchmarks/rule_tick.py).
+        gc.freeze()
         self.notifications = Dispatcher(self.store, self.reactor, self.push_threadpool,
                                         build_notifiers(self.config.push),
                                         **dispatcher_options(self.config.push))
@@ -257,7 +266,7 @@ class TrackerServer:
         site = build_site(self.store, self.threadpool, self.reactor,
                           secure_cookies=self.config.web_secure_cookies, commands=self.commands,
                           config_changed=self.rules.poll, counters=self.counters,
-                          confirmations=confirmations,
+                          confirmations=confirmations, live=self.live,
                           max_connections=self.config.web_max_connections,
                           header_timeout_s=self.config.web_header_timeout_s)
         backlog = self.config.listen_backlog
@@ -352,6 +361,7 @@ class TrackerServer:
             ports.append(self.web_port)
             self.web_port = None
         yield defer.DeferredList([defer.maybeDeferred(p.stopListening) for p in ports])
+        self.live.stop()          # open WebSockets are closed (1001), clients reconnect
         for port in ports:       # HTTP sites' suppressed-log summaries (the directory flushes its own)
             limited_log = getattr(getattr(port, "factory", None), "limited_log", None)
             if limited_log is not None:
