@@ -8,7 +8,9 @@ setup(
     packages=find_packages(include=["protocols*", "geofence*", "tracker*", "web*"]),
     package_data={"tracker.storage": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"]},
     install_requires=[
-        "twisted[tls]>=24.3",         # pyOpenSSL, service_identity: HTTPS and ssl: ports
+        "twisted[tls]>=25.5",         # pyOpenSSL, service_identity: HTTPS and ssl: ports;
+                                      # twisted.web.websocket (/api/socket, web/live.py)
+        "wsproto>=1.2",               # the WebSocket framing under twisted.web.websocket
         "sqlalchemy>=2.0,<2.2",
         "geoalchemy2>=0.15",
         "alembic>=1.13",
@@ -24,7 +26,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "import-linter>=2.1",
-                 "mypy>=1.10", "mypy-zope>=1.0"],   # mypy: the lint env; mypy-zope its plugin
+                 "mypy>=1.10", "mypy-zope>=1.0",   # mypy: the lint env; mypy-zope its plugin
+                 "pytraccar==2.1.1"],   # Home Assistant's client (test_socket_end_to_end)
     },
     entry_points={"console_scripts": ["tracker = tracker.cli:main"]},
 )

@@ -2,8 +2,9 @@
 `web.config_api`, `web.notifications_api`, `web.health` and `web.openapi`) served
 by one Klein app (`web.routes.build_resource`), on a `BoundedSite`.
 
-Pages and the WebSocket will be declared as further routes; anything not declared
-answers a JSON 404.
+``/api/socket`` (Traccar's WebSocket of live updates, `web.live`) is served
+beside the Klein app when `build_site` gets a `web.live.LiveHub`.  Pages will be
+declared as further routes; anything not declared answers a JSON 404.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import importlib.metadata
 from collections.abc import Callable
 from typing import Any
 
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from tracker.bounded_http import BoundedRequest, BoundedSite
@@ -22,6 +25,7 @@ from tracker.push.confirm import ConfirmationMailer
 from web import api, config_api, health, notifications_api, openapi  # noqa: F401
 from web.auth import Authenticator
 from web.health import Counters
+from web.live import SOCKET_PATH, LiveHub, LiveResource
 from web.routes import API, ApiContext, build_resource
 
 IDLE_TIMEOUT_S = 60
@@ -38,7 +42,8 @@ def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = Fals
                commands=None, config_changed: Callable[[], Any] | None = None,
                max_connections: int = 1_000, header_timeout_s: float | None = 10.0,
                counters: Counters | None = None,
-               confirmations: ConfirmationMailer | None = None) -> Site:
+               confirmations: ConfirmationMailer | None = None,
+               live: LiveHub | None = None) -> Site:
     """The HTTP site.
 
     `threadpool` runs every store call (a started `twisted.python.threadpool.ThreadPool`
@@ -58,6 +63,8 @@ def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = Fals
     `counters` (no arguments, a mapping of names to numbers) feeds
     ``/api/server/health``; `confirmations` mails the codes that confirm e-mail
     push targets (None: e-mail targets cannot be registered through the API).
+    `live` (a `web.live.LiveHub`, fed by the batch writer) serves the WebSocket
+    ``/api/socket``; None: that path is a 404 like any other not declared.
     """
     auth = Authenticator(store, threadpool, reactor, secure_cookies=secure_cookies)
     context = ApiContext(store=store, threadpool=threadpool, reactor=reactor, auth=auth,
@@ -65,12 +72,31 @@ def build_site(store: Store, threadpool, reactor, *, secure_cookies: bool = Fals
                          config_changed=config_changed, counters=counters or dict,
                          confirmations=confirmations)
     root = build_resource(API, context)
+    if live is not None:
+        root = _SiteRoot(root, LiveResource(live, auth))
 
     site = BoundedSite(root, max_connections=max_connections, header_timeout_s=header_timeout_s,
                        name="web", requestFactory=BoundedRequest,
                        parsePOSTFormSubmission=False, reactor=reactor, timeout=IDLE_TIMEOUT_S)
     site.displayTracebacks = False
     return site
+
+
+class _SiteRoot(Resource):
+    """``/api/socket`` to the WebSocket, every other path to the API (both leaves:
+    each sees the whole path)."""
+
+    isLeaf = True
+
+    def __init__(self, api_root: Resource, socket: Resource) -> None:
+        super().__init__()
+        self._api, self._socket = api_root, socket
+
+    def render(self, request: IRequest) -> Any:
+        path = tuple(request.postpath or ())
+        if path in (SOCKET_PATH, (*SOCKET_PATH, b"")):
+            return self._socket.render(request)
+        return self._api.render(request)
 
 
 __all__ = ["build_site", "server_version"]

@@ -86,7 +86,7 @@ class Recorder:
             return ServerFactory()
 
         def build_site(store, threadpool, reactor, *, secure_cookies, commands, config_changed,
-                       max_connections, header_timeout_s, counters, confirmations):
+                       max_connections, header_timeout_s, counters, confirmations, live):
             recorder.site = dict(secure_cookies=secure_cookies, max_connections=max_connections,
                                  header_timeout_s=header_timeout_s)
             return ServerFactory()
