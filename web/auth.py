@@ -31,9 +31,11 @@ but the right password from another address still works.
 Trade-off of the account limit: whoever sends 30 wrong passwords for an account
 within an hour, from any addresses, locks it for every address that has not
 logged in to it before, for up to an hour.  Addresses that have logged in to the
-account successfully within `TRUSTED_S` (7 days, a session's lifetime) are exempt
-from the account limit (not from the other two), so the owner's browser, phone
-app and Basic-auth integrations keep working during such an attack.  A success
+account successfully within `TRUSTED_S` (7 days, a session's lifetime) are exempt,
+for that account, from the account limit and from the address limit (not from the
+pair's), so the owner's browser, phone app and Basic-auth integrations keep
+working during such an attack, and so do the other users behind the same address
+(an office NAT, a reverse proxy) while someone there guesses passwords.  A success
 clears the pair's count; it does not clear the address's or the account's (with
 Basic every API call is a login, and clearing the account's count on each would
 make its limit void).
@@ -94,7 +96,7 @@ MAX_FAILURES = 5                 # per (account, address) and per address, in WI
 WINDOW_S = 300.0
 ACCOUNT_MAX_FAILURES = 30        # per account from all addresses, in ACCOUNT_WINDOW_S
 ACCOUNT_WINDOW_S = 3_600.0
-TRUSTED_S = 7 * 86_400.0         # a successful address is exempt from the account limit
+TRUSTED_S = 7 * 86_400.0         # a successful pair is exempt from the address and account limits
 MAX_TRACKED_KEYS = 100_000
 CREDENTIAL_TTL_S = 60.0          # a verified Basic credential is trusted this long
 MAX_CACHED_CREDENTIALS = 10_000
@@ -242,7 +244,8 @@ class LoginRateLimiter:
     `client_max_failures` (default: `max_failures`) in `window_s` to each client
     across accounts, `account_max_failures` in `account_window_s` to each account
     across clients.  Clients that logged in to an account within `trusted_s`
-    are exempt from that account's limit.
+    are exempt, for that account, from the client and the account limits (their
+    failures still count against both).
 
     Attempts still being checked count against the limits too, so that a burst
     of parallel guesses cannot all pass the check before the first failure is
@@ -284,11 +287,11 @@ class LoginRateLimiter:
         when the client is trusted for it)."""
         account, client = account_key(email), _client_part(client)
         pair = self._pair(account, client)
-        keys = [_Key(pair, self._max_failures, self._window_s),
-                _Key("client:" + client, self._client_max_failures, self._window_s)]
+        keys = [_Key(pair, self._max_failures, self._window_s)]
         if all_keys or not self._is_trusted(pair):
-            keys.append(_Key("account:" + account, self._account_max_failures,
-                             self._account_window_s))
+            keys += [_Key("client:" + client, self._client_max_failures, self._window_s),
+                     _Key("account:" + account, self._account_max_failures,
+                          self._account_window_s)]
         return keys
 
     def _is_trusted(self, pair: str) -> bool:

@@ -149,6 +149,21 @@ def test_limiter_five_wrong_from_one_address_leave_the_account_open_elsewhere():
     assert not limiter.has_slot("a@x", "198.51.100.1")
 
 
+def test_limiter_spraying_from_an_address_spares_accounts_that_logged_in_from_it():
+    """An office NAT: someone guesses other accounts' passwords; colleagues who have
+    logged in from that address before keep working, new logins from it do not."""
+    limiter = LoginRateLimiter(Clock())
+    limiter.record_success("colleague@x", "203.0.113.9")
+    for n in range(MAX_FAILURES):
+        limiter.record_failure(f"victim{n}@x", "203.0.113.9")
+    assert limiter.retry_after_s("colleague@x", "203.0.113.9") is None
+    assert limiter.retry_after_s("newcomer@x", "203.0.113.9") == WINDOW_S
+    for _ in range(MAX_FAILURES):
+        limiter.record_failure("colleague@x", "203.0.113.9")
+    assert limiter.retry_after_s("colleague@x", "203.0.113.9") == WINDOW_S, \
+        "the pair's own limit still holds"
+
+
 def test_limiter_account_limit_across_addresses():
     """30 failures from 30 addresses in an hour lock the account for new addresses."""
     clock = Clock()
