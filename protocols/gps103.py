@@ -57,23 +57,22 @@ C,<interval> (positionPeriodic), J (engineStop), K (engineResume) and any
 code as custom.  The firmware sends no answer that could be told apart from
 its reports, so no frame decodes to a CommandResult.
 
-The `device_*` builders at the end encode the DEVICE side for the simulator
-and tests; the server never calls them.
+The device side (for the simulator and tests; the server never uses it) is
+`protocols.devices.gps103`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from protocols import nmea
 from protocols.base import (
     CodecSpec,
     Command,
-    DeviceReport,
     Frame,
     Login,
     Message,
@@ -81,7 +80,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
-from protocols.framing import StreamDecoder, StreamFramer, check_frame_size
+from protocols.framing import StreamFramer
+from protocols.session import StreamSession
 from protocols.values import cell_tower, knots_from_kmh, network
 
 NAME = "gps103"
@@ -266,12 +266,10 @@ def resolve_fix_time(local: dt.datetime | None, utc: dt.time | None, now: dt.dat
 
 
 def _coordinate(value: str, hemisphere: str | None) -> float:
-    """"ddmm.mmmm" / "dddmm.mmmm" with its hemisphere letter -> signed degrees."""
-    whole, _, fraction = value.partition(".")
-    degrees = int(whole[:-2] or "0")
-    minutes = float(f"{whole[-2:]}.{fraction or '0'}")
-    result = degrees + minutes / 60
-    return -result if hemisphere in ("S", "W") else result
+    """"ddmm.mmmm" / "dddmm.mmmm" with its hemisphere letter (None or "" when
+    absent) -> signed degrees.  The report pattern gates the digits; minutes are
+    not checked (never were: no frame changes)."""
+    return nmea.coordinate(value, hemisphere or None, check_minutes=False)
 
 
 # --------------------------------------------------------------------------
@@ -470,39 +468,26 @@ def frame_text(frame: bytes) -> str:
     return frame.decode("latin-1").strip().rstrip(";*").strip()
 
 
-class Gps103Session:
-    """One connection's decoder: framer and the device's IMEI.
+class Gps103Session(StreamSession):
+    """One connection's decoder: framer and the device's IMEI (see StreamSession)."""
 
-    After `receive_data` raised ProtocolError the offending bytes are gone;
-    call `receive_data(b"", now)` to continue with the bytes after them.
-    """
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
-        self.unique_id: str | None = None
-        self._stream = StreamDecoder(Framer(), self.decode_frame)
+        super().__init__()
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order; a
-        bad frame after good ones is reported by the next call."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer()
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """UDP: one datagram of whole frames; the last may lack its delimiter."""
-        # Not the shared decode_datagram: a missing last delimiter is supplied, not an error.
-        framer = Framer()
-        framer.feed(data)
-        raws = framer.frames()
-        tail = framer.remainder()
-        if tail.strip(_BLANK):
-            framer.feed(b";")
-            raws += framer.frames()
-        return [self.decode_frame(raw, now) for raw in raws]
+        """UDP: one datagram of whole frames; the last may lack its delimiter
+        (it is supplied, not an error)."""
+        return self._decode_datagram_closing(data, now, b";", _BLANK)
 
-    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+    def _decode_frame(self, raw: bytes, now: dt.datetime) -> Frame:
         """Decode one frame (its delimiter may be present or absent)."""
-        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
-        raw = bytes(frame)
         text = frame_text(raw)
         kind = frame_kind(text)
         if kind == FrameKind.HEARTBEAT:
@@ -523,9 +508,8 @@ class Gps103Session:
 
     def encode_command(self, command: Command, now: dt.datetime) -> bytes:
         """"**,imei:<imei>,<code>" for this session's device (no terminator)."""
-        if self.unique_id is None:
-            raise UnsupportedCommand("gps103: the device has not said its IMEI yet")
-        return command_frame(self.unique_id, command_code(command))
+        unique_id = self.require_unique_id("the device has not said its IMEI yet")
+        return command_frame(unique_id, command_code(command))
 
 
 COMMAND_CODES = {
@@ -573,106 +557,9 @@ CODEC = CodecSpec(
     session_factory=Gps103Session)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-DEVICE_WORDS = {alarm: word for word, alarm in ALARM_WORDS.items() if word != "dtc"}
-DEVICE_WORDS["fault"] = "DTC"
-DEVICE_WORDS["fuelLeak"] = "oil"
-"""Traccar alarm value -> the report word a device sends for it."""
-
-
-def _encode_coordinate(value: float, degree_digits: int) -> str:
-    """Signed degrees -> "ddmm.mmmmm" (5 decimals of minutes, ~2 cm)."""
-    total = round(abs(value) * 60 * 100_000)
-    degrees, minutes = divmod(total, 60 * 100_000)
-    return f"{degrees:0{degree_digits}d}{minutes // 100_000:02d}.{minutes % 100_000:05d}"
-
-
-def device_login(imei: str) -> bytes:
-    """DEVICE side: log-on request."""
-    return f"##,imei:{imei},A;".encode("ascii")
-
-
-def device_heartbeat(imei: str) -> bytes:
-    """DEVICE side: heartbeat (the bare IMEI)."""
-    return f"{imei};".encode("ascii")
-
-
-def device_report(imei: str, report: DeviceReport) -> bytes:
-    """DEVICE side: a position report ("tracker", or the alarm's word).  The
-    local time written is the UTC time (a device set to UTC); speed knots."""
-    if report.alarm is None:
-        word = "tracker"
-    elif report.alarm in DEVICE_WORDS:
-        word = DEVICE_WORDS[report.alarm]
-    else:
-        raise ValueError(f"unsupported GPS103 alarm {report.alarm!r}")
-    when = report.fix_time.astimezone(dt.UTC)
-    fields = [
-        f"imei:{imei}", word, when.strftime("%y%m%d%H%M%S"), "", "F", when.strftime("%H%M%S.000"),
-        "A" if report.valid else "V",
-        _encode_coordinate(report.latitude, 2), "N" if report.latitude >= 0 else "S",
-        _encode_coordinate(report.longitude, 3), "E" if report.longitude >= 0 else "W",
-        f"{report.speed_kn:.2f}", f"{report.course_deg % 360:.2f}",
-    ]
-    return (",".join(fields) + ";").encode("ascii")
-
-
-class DeviceAckReader:
-    """DEVICE side, as `protocols.base.AckReader`: "LOAD" (log-on) and "ON"
-    (heartbeat) each yield None; reports are not answered.  Other bytes (a
-    command, which has no terminator) are skipped."""
-
-    _REPLIES = (LOGIN_REPLY, HEARTBEAT_REPLY)
-
-    def __init__(self) -> None:
-        self._buffer = b""
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        self._buffer += data
-        tokens: list[int | None] = []
-        while self._buffer:
-            reply = next((r for r in self._REPLIES if self._buffer.startswith(r)), None)
-            if reply is not None:
-                self._buffer = self._buffer[len(reply):]
-                tokens.append(None)
-            elif any(r.startswith(self._buffer) for r in self._REPLIES):
-                break   # the start of a reply: wait for the rest
-            else:
-                self._buffer = self._buffer[1:]
-        return tokens
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Gps103Device:
-    """DEVICE side of GPS103 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
-
-    transport: str = "tcp"
-    acks_login: bool = True
-    acks_reports: bool = False
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return device_login(unique_id)
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        return device_report(unique_id, report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return device_heartbeat(unique_id)
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = Gps103Device()
-
-
 __all__ = [
-    "ALARM_WORDS", "CODEC", "COMMAND_CODES", "DEFAULT_LISTEN", "DEVICE", "DEVICE_WORDS",
-    "HEARTBEAT_REPLY", "LOGIN_REPLY", "MAX_FRAME_BYTES", "NAME",
-    "DeviceAckReader", "FrameKind", "Framer", "Gps103Device", "Gps103Session",
-    "command_code", "command_frame", "decode_report", "device_heartbeat", "device_login",
-    "device_report", "resolve_fix_time", "frame_kind", "frame_text", "interval_text",
+    "ALARM_WORDS", "CODEC", "COMMAND_CODES", "DEFAULT_LISTEN", "HEARTBEAT_REPLY", "LOGIN_REPLY",
+    "MAX_FRAME_BYTES", "NAME", "FrameKind", "Framer", "Gps103Session", "command_code",
+    "command_frame", "decode_report", "resolve_fix_time", "frame_kind", "frame_text",
+    "interval_text"
 ]

@@ -40,9 +40,9 @@ knots.  Voltages are volts, odometer metres unless a decoder notes otherwise,
 `hours` milliseconds, `batteryLevel` percent (the 0..6 "voltage level" scale
 is mapped to 0..100).
 
-The `device_*` builders at the end encode the DEVICE side (login, location,
-heartbeat, alarm) for the device simulator and tests; the server never calls
-them.  `parse_ack` and `split_frames` let such a client read server replies.
+The device side (login, location, heartbeat, alarm builders, `parse_ack`) for
+the device simulator and tests is `protocols.devices.gt06`; the server never
+uses it.  `split_frames` lets such a client read server replies.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ from protocols.base import (
     CodecSpec,
     Command,
     CommandResult,
-    DeviceReport,
     Frame,
     Login,
     Message,
@@ -68,7 +67,8 @@ from protocols.base import (
 )
 from protocols.binary import Reader
 from protocols.checksums import crc16_x25
-from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.framing import StreamFramer
+from protocols.session import DecoderTable, StreamSession
 from protocols.values import KMH_PER_KNOT, add_alarm, cell_tower, option_flag
 from protocols.values import network as network_map
 
@@ -81,7 +81,7 @@ up to 65 535 bytes, but no Concox packet needs more than a few hundred."""
 START_SHORT = b"\x78\x78"
 START_LONG = b"\x79\x79"
 STOP = b"\r\n"
-_COORD_DIVISOR = 1_800_000.0
+COORD_DIVISOR = 1_800_000.0
 
 
 @enum.unique
@@ -342,7 +342,7 @@ def parse_envelope(frame: bytes, *, lenient: bool = False) -> Envelope:
     return Envelope(long, length, frame[head], frame[head + 1:max(end, head + 1)], None)
 
 
-def _build(msg_type: int, content: bytes, serial: int, *, long: bool = False) -> bytes:
+def build_packet(msg_type: int, content: bytes, serial: int, *, long: bool = False) -> bytes:
     """Encode one frame (either direction)."""
     length = 1 + len(content) + 4
     head = START_LONG + length.to_bytes(2, "big") if long else START_SHORT + bytes([length])
@@ -352,21 +352,21 @@ def _build(msg_type: int, content: bytes, serial: int, *, long: bool = False) ->
 
 def ack_frame(msg_type: int, serial: int, *, long: bool = False) -> bytes:
     """The server's acknowledgement: same type and serial, empty content."""
-    return _build(msg_type, b"", serial, long=long)
+    return build_packet(msg_type, b"", serial, long=long)
 
 
 def time_reply(serial: int, now: dt.datetime, *, long: bool = False) -> bytes:
     """Answer to a time request (0x8A): the server's UTC time YY MM DD hh mm ss."""
     t = now.astimezone(dt.UTC)
     content = bytes([t.year % 100, t.month, t.day, t.hour, t.minute, t.second])
-    return _build(MsgType.TIME_REQUEST, content, serial, long=long)
+    return build_packet(MsgType.TIME_REQUEST, content, serial, long=long)
 
 
 def command_frame(text: str, serial: int, server_flag: int = 0) -> bytes:
     """Online command (0x80) carrying an ASCII command such as "WHERE,000000#"."""
     body = server_flag.to_bytes(4, "big") + text.encode("ascii")
     content = bytes([len(body)]) + body + b"\x00\x02"
-    return _build(MsgType.COMMAND, content, serial, long=len(content) > 240)
+    return build_packet(MsgType.COMMAND, content, serial, long=len(content) > 240)
 
 
 # --------------------------------------------------------------------------
@@ -391,7 +391,8 @@ def _bcd_datetime(r: Reader) -> dt.datetime:
         raise ProtocolError(f"gt06: invalid BCD date-time {digits}", raw)
     values = [int(digits[i:i + 2]) for i in range(0, 12, 2)]
     try:
-        return dt.datetime(2000 + values[0], *values[1:], tzinfo=dt.UTC)
+        year, month, day, hour, minute, second = values
+        return dt.datetime(2000 + year, month, day, hour, minute, second, tzinfo=dt.UTC)
     except ValueError as exc:
         raise ProtocolError(f"gt06: invalid date-time {digits}", raw) from exc
 
@@ -487,7 +488,7 @@ def _gps(r: Reader, attrs: dict[str, Any], *, time: dt.datetime | None = None,
     when = time if time is not None else _datetime(r)
     if satellites:
         attrs["sat"] = r.u8() & 0x0F
-    fix = Fix(when, False, r.u32() / _COORD_DIVISOR, r.u32() / _COORD_DIVISOR)
+    fix = Fix(when, False, r.u32() / COORD_DIVISOR, r.u32() / COORD_DIVISOR)
     fix.speed_kn = r.u8() / KMH_PER_KNOT
     _course_status(r, fix, attrs)
     return fix
@@ -554,14 +555,14 @@ def _wifi(r: Reader, count: int) -> list[dict[str, Any]]:
 
 def _status(attrs: dict[str, Any], status: int) -> None:
     """Terminal-information byte: bit 1 ACC, bit 2 charging, bit 7 fuel/power
-    cut ("blocked"); bits 3-5 an alarm (see `_STATUS_ALARMS`)."""
+    cut ("blocked"); bits 3-5 an alarm (see `STATUS_ALARMS`)."""
     attrs["status"] = status
     attrs["ignition"] = bool(status & 0x02)
     attrs["charge"] = bool(status & 0x04)
     attrs["blocked"] = bool(status & 0x80)
 
 
-_STATUS_ALARMS = {1: "vibration", 2: "powerCut", 3: "lowBattery", 4: "sos", 7: "removing"}
+STATUS_ALARMS = {1: "vibration", 2: "powerCut", 3: "lowBattery", 4: "sos", 7: "removing"}
 
 _STATUS_MESSAGE_ALARMS = {
     0x01: "sos", 0x02: "powerCut", 0x03: "vibration", 0x04: "geofenceEnter",
@@ -596,7 +597,7 @@ def _status_block(r: Reader, ctx: Context, attrs: dict[str, Any]) -> None:
     _status(attrs, status)
     attrs["batteryLevel"] = _level_to_percent(r.u8())
     attrs["rssi"] = r.u8()
-    add_alarm(attrs, _STATUS_ALARMS.get((status >> 3) & 0x07))
+    add_alarm(attrs, STATUS_ALARMS.get((status >> 3) & 0x07))
     code = r.u8()
     add_alarm(attrs, _alarm_code(ctx.options, code))
     if ctx.options.model == "VL103" and code:
@@ -624,15 +625,8 @@ def _status_only(ctx: Context, attrs: dict[str, Any], time: dt.datetime | None =
 
 
 Decoder = Callable[[Context, Reader], list[Message]]
-_DECODERS: dict[int, Decoder] = {}
-
-
-def _decoder(*types: MsgType) -> Callable[[Decoder], Decoder]:
-    def register(func: Decoder) -> Decoder:
-        for msg_type in types:
-            _DECODERS[msg_type] = func
-        return func
-    return register
+_DECODERS: DecoderTable[int, Decoder] = DecoderTable(NAME)
+_decoder = _DECODERS.register
 
 
 # --------------------------------------------------------------------------
@@ -683,7 +677,7 @@ def _status_packet(ctx: Context, r: Reader) -> list[Message]:
         return [_status_only(ctx, attrs)]
     attrs["batteryLevel"] = _level_to_percent(r.u8())
     attrs["rssi"] = r.u8()
-    add_alarm(attrs, _STATUS_ALARMS.get((status >> 3) & 0x07))
+    add_alarm(attrs, STATUS_ALARMS.get((status >> 3) & 0x07))
     code = r.u8() if r.remaining() else 0
     if model == "SEEWORLD":
         attrs["power"] = float(code)
@@ -1103,7 +1097,7 @@ def _event(ctx: Context, r: Reader) -> list[Message]:
         r.skip(3)
         time = _datetime(r)
         attrs["sat"] = r.u8() & 0x0F
-        fix = Fix(time, False, r.u32() / _COORD_DIVISOR, r.u32() / _COORD_DIVISOR)
+        fix = Fix(time, False, r.u32() / COORD_DIVISOR, r.u32() / COORD_DIVISOR)
         _course_status(r, fix, attrs)
         fix.speed_kn = r.u16() / KMH_PER_KNOT
         attrs["power"] = r.u16() / 10
@@ -1113,7 +1107,7 @@ def _event(ctx: Context, r: Reader) -> list[Message]:
             attrs["event"] = r.u8()
             add_alarm(attrs, _EVENT_ALARMS_SHORT.get(attrs["event"]))
             return [_status_only(ctx, attrs, time)]
-        fix = Fix(time, False, r.u32() / _COORD_DIVISOR, r.u32() / _COORD_DIVISOR)
+        fix = Fix(time, False, r.u32() / COORD_DIVISOR, r.u32() / COORD_DIVISOR)
         _course_status(r, fix, attrs)
     attrs["event"] = r.u8()
     attrs["eventData"] = r.u16()
@@ -1325,7 +1319,8 @@ def _text_position(text: str) -> Position | None:
         return None
     g = match.groups()
     try:
-        time = dt.datetime(*(int(v) for v in g[6:12]), tzinfo=dt.UTC)
+        year, month, day, hour, minute, second = (int(v) for v in g[6:12])
+        time = dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.UTC)
     except ValueError:
         return None
     fix = Fix(time, True, float(g[1]) * (-1 if g[0] == "S" else 1),
@@ -1501,38 +1496,29 @@ def _reply(env: Envelope, now: dt.datetime) -> bytes:
     return b""
 
 
-class Gt06Session:
-    """One connection's decoder: framer, logged-in IMEI, dialect options.
+class Gt06Session(StreamSession):
+    """One connection's decoder: framer, logged-in IMEI, dialect options (see
+    StreamSession)."""
 
-    After `receive_data` raised ProtocolError the offending frame is gone;
-    call `receive_data(b"", now)` to continue with the bytes after it.  When a
-    bad frame follows good ones in the same call, the good frames are returned
-    and the error is raised by the next call.
-    """
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
-        self.unique_id: str | None = None
-        self._stream = StreamDecoder(Framer(lenient=self.options.lenient), self.decode_frame)
+        super().__init__()
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer(lenient=self.options.lenient)
 
-    def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """UDP: one datagram of whole frames; a partial frame is an error."""
-        return decode_datagram(Framer(lenient=self.options.lenient), self.decode_frame, data, now)
-
-    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+    def _decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame; unknown packet types give a Frame without
         messages (and no reply)."""
-        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
-        env = parse_envelope(bytes(frame), lenient=self.options.lenient)
+        env = parse_envelope(frame, lenient=self.options.lenient)
         decoder = _DECODERS.get(env.type)
         messages: list[Message] = []
         if decoder is not None:
             messages = decoder(Context(env, self.options, now, self), Reader(env.content, NAME))
-        return Frame(messages=tuple(messages), reply=_reply(env, now), raw=bytes(frame))
+        return Frame(messages=tuple(messages), reply=_reply(env, now), raw=frame)
 
     def encode_command(self, command: Command, now: dt.datetime) -> bytes:
         """An online command (0x80) carrying the Concox text command; the
@@ -1571,157 +1557,8 @@ CODEC = CodecSpec(name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_
                   session_factory=Gt06Session)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-def _encode_datetime(when: dt.datetime) -> bytes:
-    t = when.astimezone(dt.UTC)
-    return bytes([t.year - 2000, t.month, t.day, t.hour, t.minute, t.second])
-
-
-def _encode_gps(fix_time: dt.datetime, latitude: float, longitude: float, *, speed_kmh: float,
-                course_deg: float, valid: bool, satellites: int) -> bytes:
-    """The 18-byte GPS block as a device writes it."""
-    flags = (int(round(course_deg)) % 360) & 0x03FF
-    flags |= 0x1000 if valid else 0
-    flags |= 0x0400 if latitude >= 0 else 0
-    flags |= 0x0800 if longitude < 0 else 0
-    return (_encode_datetime(fix_time) + bytes([0xC0 | (min(satellites, 15) & 0x0F)])
-            + round(abs(latitude) * _COORD_DIVISOR).to_bytes(4, "big")
-            + round(abs(longitude) * _COORD_DIVISOR).to_bytes(4, "big")
-            + bytes([max(0, min(255, round(speed_kmh)))]) + flags.to_bytes(2, "big"))
-
-
-_DEVICE_CELL = bytes(8)  # MCC, MNC, LAC, CI all zero: "no cell", decoded as no network
-
-
-def device_login(imei: str, serial: int) -> bytes:
-    """DEVICE side: login (0x01) with the IMEI as 8 bytes of BCD."""
-    if not imei.isdigit() or len(imei) > 16:
-        raise ValueError(f"IMEI must be up to 16 digits: {imei!r}")
-    return _build(MsgType.LOGIN, bytes.fromhex(imei.rjust(16, "0")), serial)
-
-
-def device_location(  # noqa: PLR0917 - the simulator's agreed signature
-        serial: int, fix_time: dt.datetime, latitude: float, longitude: float,
-        speed_kmh: float, course_deg: float, valid: bool = True, satellites: int = 8) -> bytes:
-    """DEVICE side: GPS + LBS location (0x12); speed in km/h, whole units."""
-    content = _encode_gps(fix_time, latitude, longitude, speed_kmh=speed_kmh,
-                          course_deg=course_deg, valid=valid, satellites=satellites) + _DEVICE_CELL
-    return _build(MsgType.GPS_LBS, content, serial)
-
-
-def device_heartbeat(serial: int, battery_level: int = 4, gsm_signal: int = 4,
-                     ignition: bool = False) -> bytes:
-    """DEVICE side: status / heartbeat (0x13).  `battery_level` is the 0..6
-    voltage level, `gsm_signal` 0..4."""
-    status = 0x40 | (0x02 if ignition else 0)
-    content = bytes([status, battery_level & 0xFF, gsm_signal & 0xFF, 0x00, 0x02])
-    return _build(MsgType.STATUS, content, serial)
-
-
-_DEVICE_STATUS_ALARMS = {name: bits for bits, name in _STATUS_ALARMS.items()}
-_DEVICE_ALARM_CODES = {"overspeed": 0x06, "tampering": 0x13, "door": 0x14, "powerOff": 0x11}
-
-
-def device_alarm(  # noqa: PLR0917 - the simulator's agreed signature
-        serial: int, fix_time: dt.datetime, latitude: float, longitude: float,
-        speed_kmh: float, course_deg: float, alarm: str) -> bytes:
-    """DEVICE side: alarm (0x16).  `alarm` is a Traccar alarm name: sos,
-    powerCut, vibration, lowBattery, removing (terminal-information bits) or
-    overspeed, tampering, door, powerOff (alarm byte)."""
-    status, code = 0x40, 0x00
-    if alarm in _DEVICE_STATUS_ALARMS:
-        status |= _DEVICE_STATUS_ALARMS[alarm] << 3
-    elif alarm in _DEVICE_ALARM_CODES:
-        code = _DEVICE_ALARM_CODES[alarm]
-    else:
-        raise ValueError(f"unsupported GT06 alarm {alarm!r}")
-    content = (_encode_gps(fix_time, latitude, longitude, speed_kmh=speed_kmh,
-                           course_deg=course_deg, valid=True, satellites=8)
-               + b"\x09" + _DEVICE_CELL + bytes([status, 0x04, 0x04, code, 0x02]))
-    return _build(MsgType.GPS_LBS_STATUS, content, serial)
-
-
-def device_command_response(serial: int, text: str) -> bytes:
-    """DEVICE side: a device's answer to an online command (0x15): length,
-    server flag (0), ASCII text, language (English)."""
-    body = b"\x00\x00\x00\x00" + text.encode("ascii")
-    return _build(MsgType.STRING_INFO, bytes([len(body)]) + body + b"\x00\x02", serial)
-
-
-class AckReader:
-    """DEVICE side: splits the server's byte stream into whole reply frames
-    (strict framing: a bad CRC or oversize frame raises ProtocolError)."""
-
-    def __init__(self) -> None:
-        self._framer = Framer()
-
-    def receive_data(self, data: bytes) -> list[bytes]:
-        """Buffer `data`; return the reply frames it completed, in order."""
-        self._framer.feed(data)
-        return self._framer.frames()
-
-
-class DeviceAckReader:
-    """DEVICE side, as `protocols.base.AckReader`: yields the serial of every
-    server ack (time replies and commands acknowledge nothing)."""
-
-    def __init__(self) -> None:
-        self._reader = AckReader()
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        tokens: list[int | None] = []
-        for frame in self._reader.receive_data(data):
-            message_type, serial = parse_ack(frame)
-            if message_type in ACKED_TYPES:
-                tokens.append(serial)
-        return tokens
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Gt06Device:
-    """DEVICE side of GT06 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
-
-    transport: str = "tcp"
-    acks_login: bool = True
-    acks_reports: bool = True
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return device_login(unique_id, serial)
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        speed_kmh = report.speed_kn * KMH_PER_KNOT
-        if report.alarm:
-            return device_alarm(serial, report.fix_time, report.latitude, report.longitude,
-                                speed_kmh, report.course_deg, report.alarm)
-        return device_location(serial, report.fix_time, report.latitude, report.longitude,
-                               speed_kmh, report.course_deg, valid=report.valid)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return device_heartbeat(serial)
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = Gt06Device()
-
-
-def parse_ack(frame: bytes) -> tuple[int, int]:
-    """(message type, serial) of a server reply frame (ack or time reply);
-    ProtocolError when it is not a valid frame."""
-    env = parse_envelope(frame)
-    assert env.serial is not None  # strict parsing always yields a serial
-    return env.type, env.serial
-
-
 __all__ = [
-    "ACKED_TYPES", "CODEC", "COMMAND_TEXTS", "DEVICE", "DEFAULT_LISTEN", "MAX_FRAME_BYTES", "NAME",
-    "UNACKED_TYPES",
-    "AckReader", "Envelope", "Framer", "Gt06Session", "MsgType", "Options",
-    "ack_frame", "command_frame", "crc_itu", "device_alarm", "device_command_response",
-    "device_heartbeat",
-    "device_location", "device_login", "parse_ack", "parse_envelope", "split_frames", "time_reply",
+    "ACKED_TYPES", "CODEC", "COMMAND_TEXTS", "DEFAULT_LISTEN", "MAX_FRAME_BYTES", "NAME",
+    "UNACKED_TYPES", "Envelope", "Framer", "Gt06Session", "MsgType", "Options", "ack_frame",
+    "command_frame", "crc_itu", "parse_envelope", "split_frames", "time_reply"
 ]

@@ -54,16 +54,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from protocols import nmea
 from protocols.base import (
     CodecSpec,
     Command,
     CommandResult,
-    DeviceReport,
     Frame,
     Message,
     Position,
@@ -71,7 +70,8 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.framing import StreamFramer
+from protocols.session import DecoderTable, StreamSession
 from protocols.values import cell_tower, network, option_flag
 
 NAME = "h02"
@@ -328,33 +328,30 @@ def _datetime(date: str, time: str, now: dt.datetime) -> dt.datetime:
     date, time = date.strip(), time.strip().split(".")[0]
     if not date and not time:
         return now
-    if not (re.fullmatch(r"\d{6}", date) and re.fullmatch(r"\d{6}", time)):
-        raise _Malformed(f"bad date/time {date!r} {time!r}")
     try:
-        return dt.datetime(2000 + int(date[4:]), int(date[2:4]), int(date[:2]),
-                           int(time[:2]), int(time[2:4]), int(time[4:]), tzinfo=dt.UTC)
-    except ValueError:
-        raise _Malformed(f"bad date/time {date} {time}") from None
+        return nmea.date_time(date, time)
+    except ValueError as exc:
+        raise _Malformed(str(exc)) from None
 
 
 def _coordinate(text: str, hemisphere: str) -> float:
     """Degrees from (D)DDMM.MMMM, (D)DDMMMMMM (four implied decimals) or the
     observed -DD-MM.MMMM; S and W make it negative."""
     text, hemisphere = text.strip(), hemisphere.strip().upper()
-    if hemisphere not in ("N", "S", "E", "W"):
+    if hemisphere not in nmea.HEMISPHERES:
         raise _Malformed(f"bad hemisphere {hemisphere!r}")
     if match := re.fullmatch(r"-?(\d+)-(\d+(?:\.\d+)?)", text):
-        degrees, minutes = float(match[1]), float(match[2])
+        degrees, minutes = match[1], match[2]
     elif match := re.fullmatch(r"(\d*)(\d\d\.\d+)", text):
-        degrees, minutes = float(match[1] or 0), float(match[2])
+        degrees, minutes = match[1] or "0", match[2]
     elif match := re.fullmatch(r"(\d+)(\d\d)(\d{4})", text):
-        degrees, minutes = float(match[1]), float(f"{match[2]}.{match[3]}")
+        degrees, minutes = match[1], f"{match[2]}.{match[3]}"
     else:
         raise _Malformed(f"bad coordinate {text!r}")
-    value = degrees + minutes / 60     # floats: 400 digits read as inf, refused here
-    if not math.isfinite(value):
-        raise _Malformed(f"coordinate out of range {text[:20]!r}")
-    return -value if hemisphere in ("S", "W") else value
+    try:   # minutes are not checked (never were: no frame changes)
+        return nmea.degrees_minutes(float(degrees), float(minutes), hemisphere, check_minutes=False)
+    except ValueError:
+        raise _Malformed(f"coordinate out of range {text[:20]!r}") from None
 
 
 def _status_attributes(text: str, attrs: dict[str, Any]) -> bool:
@@ -407,15 +404,8 @@ class Context:
 # --------------------------------------------------------------------------
 
 _TextDecoder = Callable[[Context], list[Message]]
-_TEXT_DECODERS: dict[str, _TextDecoder] = {}
-
-
-def _text_decoder(*names: str) -> Callable[[_TextDecoder], _TextDecoder]:
-    def register(function: _TextDecoder) -> _TextDecoder:
-        for name in names:
-            _TEXT_DECODERS[name] = function
-        return function
-    return register
+_TEXT_DECODERS: DecoderTable[str, _TextDecoder] = DecoderTable(NAME)
+_text_decoder = _TEXT_DECODERS.register
 
 
 def _valid_flag(text: str) -> bool:
@@ -651,8 +641,8 @@ def _decode_binary(frame: bytes, now: dt.datetime) -> tuple[str, list[Message]]:
     if not (lat_digits + lon_digits[:9] + motion).isdigit():
         raise ProtocolError("h02: binary frame with non-BCD position digits", frame[:64])
     flags = int(lon_digits[9], 16)
-    latitude = int(lat_digits[:2]) + float(f"{lat_digits[2:4]}.{lat_digits[4:]}") / 60
-    longitude = int(lon_digits[:3]) + float(f"{lon_digits[3:5]}.{lon_digits[5:9]}") / 60
+    latitude = nmea.bcd_coordinate(lat_digits, 2)
+    longitude = nmea.bcd_coordinate(lon_digits[:9], 3)
     fix = Fix(time, bool(flags & 0x02), latitude if flags & 0x04 else -latitude,
               longitude if flags & 0x08 else -longitude,
               float(int(motion[:3])), float(int(motion[3:])))
@@ -695,56 +685,38 @@ def ack_reply(maker: str, device_id: str, now: dt.datetime) -> bytes:
     return f"*{maker},{device_id},V4,V1,{stamp}#".encode("latin-1", "replace")
 
 
-class H02Session:
-    """One connection's decoder: framer, device id, manufacturer tag, options.
+class H02Session(StreamSession):
+    """One connection's decoder: framer, device id, manufacturer tag, options
+    (see StreamSession)."""
 
-    After `receive_data` raised ProtocolError the offending bytes are gone;
-    call `receive_data(b"", now)` to continue.  When a bad frame follows good
-    ones in the same call, the good frames are returned first.
-    """
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
-        self.unique_id: str | None = None
         self.manufacturer = "HQ"
-        self._stream = StreamDecoder(Framer(message_length=self.options.message_length),
-                                     self.decode_frame)
+        super().__init__()
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order; a
-        bad frame after good ones is reported by the next call."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer(message_length=self.options.message_length, datagram=datagram)
 
-    def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """UDP: one datagram of whole frames."""
-        return decode_datagram(Framer(message_length=self.options.message_length, datagram=True),
-                               self.decode_frame, data, now)
-
-    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+    def _decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame (text with or without its "#", or binary)."""
-        frame = bytes(frame)
-        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         if frame[:1] == b"$":
             device_id, messages = _decode_binary(frame, now)
-            self._identify(device_id)
+            self.identify(device_id)
             return Frame(messages=tuple(messages), raw=frame)
         maker, device_id, kind, messages = _decode_text(frame, now, self.unique_id)
-        self._identify(device_id)
+        self.identify(device_id)
         self.manufacturer = maker
         reply = b""
         if self.options.ack and kind in POSITION_TYPES and device_id:
             reply = ack_reply(maker, device_id, now)
         return Frame(messages=tuple(messages), reply=reply, raw=frame)
 
-    def _identify(self, device_id: str) -> None:
-        if device_id:
-            self.unique_id = device_id
-
     def encode_command(self, command: Command, now: dt.datetime) -> bytes:
         """The text command for this session's device (see `command_text`)."""
-        if not self.unique_id:
-            raise UnsupportedCommand("h02: the device has not identified itself yet")
-        return command_frame(self.manufacturer, self.unique_id, command, now)
+        return command_frame(self.manufacturer, self.require_unique_id(), command, now)
 
 
 def command_frame(maker: str, device_id: str, command: Command, now: dt.datetime) -> bytes:
@@ -788,87 +760,8 @@ CODEC = CodecSpec(
     session_factory=H02Session)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-_DEVICE_ALARM_BITS = {"vibration": Status.THEFT, "sos": Status.ROBBERY,
-                      "overspeed": Status.OVERSPEED, "powerCut": Status.BACKUP_POWER}
-
-
-def _ddmm(value: float, degree_digits: int) -> str:
-    """Degrees -> (D)DDMM.MMMM (absolute value)."""
-    minutes_total = round(abs(value) * 60 * 10000)
-    degrees, minutes = divmod(minutes_total, 60 * 10000)
-    return f"{degrees:0{degree_digits}d}{minutes // 10000:02d}.{minutes % 10000:04d}"
-
-
-def device_report(device_id: str, report: DeviceReport, maker: str = "HQ") -> bytes:
-    """DEVICE side: a V1 general message; `report.alarm` clears its status bit
-    (sos, powerCut, overspeed, vibration)."""
-    status = 0xFFFFFFFF
-    if report.alarm:
-        try:
-            status &= ~(1 << _DEVICE_ALARM_BITS[report.alarm])
-        except KeyError:
-            raise ValueError(f"unsupported H02 alarm {report.alarm!r}") from None
-    t = report.fix_time.astimezone(dt.UTC)
-    text = (f"*{maker},{device_id},V1,{t:%H%M%S},{'A' if report.valid else 'V'},"
-            f"{_ddmm(report.latitude, 2)},{'N' if report.latitude >= 0 else 'S'},"
-            f"{_ddmm(report.longitude, 3)},{'E' if report.longitude >= 0 else 'W'},"
-            f"{report.speed_kn:.2f},{round(report.course_deg):d},{t:%d%m%y},{status:08X}#")
-    return text.encode("ascii")
-
-
-def device_heartbeat(device_id: str, maker: str = "HQ") -> bytes:
-    """DEVICE side: the plain heartbeat (no record, no reply)."""
-    return f"*{maker},{device_id},HTBT#".encode("ascii")
-
-
-class DeviceAckReader:
-    """DEVICE side, as `protocols.base.AckReader`: splits the server's bytes
-    into text frames; a V4,V1 confirmation yields a token (None: H02 acks carry
-    no serial); commands yield none."""
-
-    def __init__(self) -> None:
-        self._framer = Framer()
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        self._framer.feed(data)
-        tokens: list[int | None] = []
-        for frame in self._framer.frames():
-            fields = frame.decode("latin-1").rstrip("#").split(",")
-            if len(fields) > 3 and fields[2] == "V4" and fields[3] == "V1":
-                tokens.append(None)
-        return tokens
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class H02Device:
-    """DEVICE side of H02 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
-
-    transport: str = "tcp"
-    acks_login: bool = False
-    acks_reports: bool = False
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return b""
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        return device_report(unique_id, report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return device_heartbeat(unique_id)
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = H02Device()
-
-
 __all__ = [
-    "CODEC", "COMMANDS", "DEFAULT_LISTEN", "DEVICE", "KNOWN_BINARY_LENGTHS", "MAX_FRAME_BYTES", "NAME",
-    "POSITION_TYPES", "DeviceAckReader", "Framer", "H02Device", "H02Session", "Options",
-    "Status", "ack_reply", "command_frame", "command_text", "device_heartbeat", "device_report",
+    "CODEC", "COMMANDS", "DEFAULT_LISTEN", "KNOWN_BINARY_LENGTHS", "MAX_FRAME_BYTES", "NAME",
+    "POSITION_TYPES", "Framer", "H02Session", "Options", "Status", "ack_reply", "command_frame",
+    "command_text"
 ]

@@ -58,8 +58,8 @@ the unanswered messages have none.  Commands:
 see `encode_command`.  A subpackaged or encrypted message is acknowledged but not
 decoded (its body is a fragment or ciphertext).
 
-The `device_*` builders at the end encode the DEVICE side (registration, location,
-heartbeat) for the simulator and tests; the server never calls them.
+The device side (registration, location, heartbeat builders) for the simulator
+and tests is `protocols.devices.jt808`; the server never uses it.
 """
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from protocols import nmea
 from protocols.base import (
     CodecSpec,
     Command,
     CommandResult,
-    DeviceReport,
     Frame,
     Login,
     Message,
@@ -85,7 +85,8 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.framing import StreamFramer
+from protocols.session import DecoderTable, StreamSession
 from protocols.values import KMH_PER_KNOT, add_alarm, cell_tower, network, option_flag
 
 NAME = "jt808"
@@ -100,7 +101,7 @@ ESCAPE = 0x7D
 TEXT_START, TEXT_END = 0x28, 0x29   # "(" and ")" of the e-lock text frames
 MIN_FRAME_BYTES = 15                # delimiters, 12-byte 2013 header, checksum
 GMT8 = dt.timezone(dt.timedelta(hours=8))
-_COORD_DIVISOR = 1_000_000.0
+COORD_DIVISOR = 1_000_000.0
 
 
 @enum.unique
@@ -182,7 +183,7 @@ def wire_frame(content: bytes) -> bytes:
     return b"\x7e" + escape(packed) + b"\x7e"
 
 
-def _check(frame: bytes) -> None:
+def check_checksum(frame: bytes) -> None:
     """Raise ProtocolError unless the XOR over id..body matches the check code."""
     expected, actual = frame[-2], checksum(frame[1:-2])
     if expected != actual:
@@ -255,7 +256,7 @@ class Framer(StreamFramer):
             if len(frame) < MIN_FRAME_BYTES:
                 self._reject(f"frame of {len(frame)} bytes is too short", frame=frame)
             try:
-                _check(frame)
+                check_checksum(frame)
             except ProtocolError:
                 del buf[:end]
                 raise
@@ -349,7 +350,7 @@ def parse_header(frame: bytes) -> Header:
     return Header(msg_id, attributes, version, terminal, serial, package, pos)
 
 
-def _build(msg_id: int, body: bytes, serial: int, terminal: bytes, version: int | None) -> bytes:
+def build_message(msg_id: int, body: bytes, serial: int, terminal: bytes, version: int | None) -> bytes:
     """A whole escaped frame (either direction).  A 2019 header when `version` is set."""
     attributes = len(body) & 0x03FF
     head = msg_id.to_bytes(2, "big")
@@ -372,13 +373,13 @@ def general_response(header: Header, serial: int, result: int = RESULT_SUCCESS) 
     (`RESULT_SUCCESS`; `RESULT_FAILURE` is the refusal of a frame whose data the
     server cannot store)."""
     body = header.serial.to_bytes(2, "big") + header.msg_id.to_bytes(2, "big") + bytes([result])
-    return _build(MsgId.GENERAL_RESPONSE, body, serial, header.terminal, header.version)
+    return build_message(MsgId.GENERAL_RESPONSE, body, serial, header.terminal, header.version)
 
 
 def register_response(header: Header, serial: int, auth_code: str) -> bytes:
     """Registration response 0x8100: the acked serial, result 0, authentication code."""
     body = header.serial.to_bytes(2, "big") + b"\x00" + auth_code.encode("ascii", "replace")
-    return _build(MsgId.REGISTER_RESPONSE, body, serial, header.terminal, header.version)
+    return build_message(MsgId.REGISTER_RESPONSE, body, serial, header.terminal, header.version)
 
 
 # --------------------------------------------------------------------------
@@ -393,7 +394,8 @@ def bcd_time(raw: bytes, tz: dt.tzinfo = GMT8) -> dt.datetime | None:
         return None
     values = [int(digits[i:i + 2]) for i in range(0, 12, 2)]
     try:
-        local = dt.datetime(2000 + values[0], *values[1:], tzinfo=tz)
+        year, month, day, hour, minute, second = values
+        local = dt.datetime(2000 + year, month, day, hour, minute, second, tzinfo=tz)
     except ValueError:
         return None
     return local.astimezone(dt.UTC)
@@ -518,7 +520,7 @@ def _basic(r: Reader, options: Options, rec: Record) -> Fix:
     alarm, status = r.u32(), r.u32()
     _alarms(alarm, options, rec)
     _status(status, options, rec)
-    latitude, longitude = r.u32() / _COORD_DIVISOR, r.u32() / _COORD_DIVISOR
+    latitude, longitude = r.u32() / COORD_DIVISOR, r.u32() / COORD_DIVISOR
     if status & 0x04:
         latitude = -latitude
     if status & 0x08:
@@ -1176,15 +1178,8 @@ class Parsed:
 
 
 Decoder = Callable[[Context, Parsed], list[Message]]
-_DECODERS: dict[int, Decoder] = {}
-
-
-def _decoder(*ids: int) -> Callable[[Decoder], Decoder]:
-    def register(func: Decoder) -> Decoder:
-        for msg_id in ids:
-            _DECODERS[msg_id] = func
-        return func
-    return register
+_DECODERS: DecoderTable[int, Decoder] = DecoderTable(NAME)
+_decoder = _DECODERS.register
 
 
 @_decoder(MsgId.REGISTER, MsgId.AUTHENTICATE)
@@ -1351,7 +1346,7 @@ def _transparent_obd(ctx: Context, r: Reader) -> list[Message]:
         _obd_trouble_codes(r, rec)
     status = r.u32()
     _status(status, ctx.options, rec)
-    latitude, longitude = r.u32() / _COORD_DIVISOR, r.u32() / _COORD_DIVISOR
+    latitude, longitude = r.u32() / COORD_DIVISOR, r.u32() / COORD_DIVISOR
     return [Position(
         fix_time=time or ctx.now, valid=bool(status & 0x02), device_time=time, outdated=True,
         latitude=-latitude if status & 0x04 else latitude,
@@ -1409,7 +1404,7 @@ def _transparent_tags(ctx: Context, r: Reader) -> list[Message]:
     rec = Record()
     status = r.u32()
     _status(status, ctx.options, rec)
-    latitude, longitude = r.u32() / _COORD_DIVISOR, r.u32() / _COORD_DIVISOR
+    latitude, longitude = r.u32() / COORD_DIVISOR, r.u32() / COORD_DIVISOR
     altitude, speed, course = r.s16(), r.u16(), r.u16()
     time = bcd_time(r.take(6))
     r.skip(1)
@@ -1458,8 +1453,8 @@ def _lock_report(ctx: Context, p: Parsed) -> list[Message]:
     if not (lat_digits + lon_digits[:9]).isdigit():
         raise ProtocolError("jt808: bad e-lock coordinates", p.data[:64])
     flags = int(lon_digits[9], 16)
-    latitude = int(lat_digits[:2]) + int(lat_digits[2:]) / 10000 / 60
-    longitude = int(lon_digits[:3]) + int(lon_digits[3:9]) / 10000 / 60
+    latitude = nmea.bcd_coordinate(lat_digits, 2)
+    longitude = nmea.bcd_coordinate(lon_digits[:9], 3)
     rec = Record()
     speed_kmh = r.u8()
     course = r.u8() * 2
@@ -1531,43 +1526,33 @@ def _text_frame(ctx: Context, frame: bytes) -> Frame:
 # Session and codec
 # --------------------------------------------------------------------------
 
-class Jt808Session:
+class Jt808Session(StreamSession):
     """One connection's decoder: framer, the device's terminal number and header
-    version (for replies and commands), the platform's serial counter.
+    version (for replies and commands), the platform's serial counter (see
+    StreamSession)."""
 
-    After `receive_data` raised ProtocolError the offending frame is gone; call
-    `receive_data(b"", now)` to continue with the bytes after it.  When a bad
-    frame follows good ones in the same call, the good frames are returned and
-    the error is raised by the next call.
-    """
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
-        self.unique_id: str | None = None
         self.terminal: bytes | None = None
         self.version: int | None = None
         self._serial = 0
-        self._stream = StreamDecoder(Framer(lenient=self.options.lenient), self.decode_frame)
+        super().__init__()
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer(lenient=self.options.lenient)
 
-    def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """UDP: one datagram of whole frames; a partial frame is an error."""
-        return decode_datagram(Framer(lenient=self.options.lenient), self.decode_frame, data, now)
-
-    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+    def _decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one frame as the framer delivers it (see the module docstring):
         unknown message ids give a Frame without messages (acknowledged)."""
-        frame = bytes(frame)
-        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         if frame[:1] == b"(":
             self.unique_id = text_frame_id(frame)
             return _text_frame(Context(self.options, now, self.unique_id), frame)
         header = parse_header(frame)
         if not self.options.lenient:
-            _check(frame)
+            check_checksum(frame)
         self.unique_id, self.terminal, self.version = header.unique_id, header.terminal, header.version
         ctx = Context(self.options, now, header.unique_id)
         messages: list[Message] = []
@@ -1613,7 +1598,7 @@ class Jt808Session:
         if self.terminal is None:
             raise UnsupportedCommand("jt808: the device has not sent a frame on this connection yet")
         msg_id, body = command_body(command, self.version)
-        return _build(msg_id, body, command.id & 0xFFFF, self.terminal, self.version)
+        return build_message(msg_id, body, command.id & 0xFFFF, self.terminal, self.version)
 
 
 ENGINE_COMMAND_WORDS = {"engineStop": 0x64, "engineResume": 0x65}
@@ -1658,121 +1643,9 @@ CODEC = CodecSpec(name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_
                   command_types=COMMAND_TYPES, session_factory=Jt808Session)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-def device_terminal(unique_id: str) -> tuple[bytes, int | None]:
-    """(BCD terminal number, header version) for an id: up to 12 digits use a
-    2013 header, longer ids (IMEIs) a 2019 header with 20 digits."""
-    if not unique_id.isdigit() or len(unique_id) > 20:
-        raise ValueError(f"JT808 terminal numbers are up to 20 digits: {unique_id!r}")
-    if len(unique_id) <= 12:
-        return bytes.fromhex(unique_id.rjust(12, "0")), None
-    return bytes.fromhex(unique_id.rjust(20, "0")), 1
-
-
-def device_register(unique_id: str, serial: int) -> bytes:
-    """DEVICE side: registration 0x0100 (province, city, maker, model, terminal id,
-    plate colour 0, plate "SIM")."""
-    terminal, version = device_terminal(unique_id)
-    maker, model, term = (11, 30, 30) if version is not None else (5, 20, 7)
-    body = (bytes(4) + b"TRKR".ljust(maker, b"\x00") + b"SIM808".ljust(model, b"\x00")
-            + unique_id[-term:].encode().ljust(term, b"\x00") + b"\x00SIM")
-    return _build(MsgId.REGISTER, body, serial, terminal, version)
-
-
-DEVICE_ALARM_BITS = {alarm: bit for bit, alarm in ALARM_BITS}
-
-
-def device_location(unique_id: str, serial: int, report: DeviceReport, satellites: int = 8) -> bytes:
-    """DEVICE side: location 0x0200 with the report's alarm as its alarm bit,
-    mileage 0, signal 31 and `satellites`."""
-    terminal, version = device_terminal(unique_id)
-    alarm = 0
-    if report.alarm:
-        if report.alarm not in DEVICE_ALARM_BITS:
-            raise ValueError(f"unsupported JT808 alarm {report.alarm!r}")
-        alarm = 1 << DEVICE_ALARM_BITS[report.alarm]
-    status = (0x02 if report.valid else 0) | (0x04 if report.latitude < 0 else 0) | \
-        (0x08 if report.longitude < 0 else 0)
-    local = report.fix_time.astimezone(GMT8)
-    body = (alarm.to_bytes(4, "big") + status.to_bytes(4, "big")
-            + round(abs(report.latitude) * _COORD_DIVISOR).to_bytes(4, "big")
-            + round(abs(report.longitude) * _COORD_DIVISOR).to_bytes(4, "big")
-            + bytes(2) + min(0xFFFF, round(report.speed_kn * KMH_PER_KNOT * 10)).to_bytes(2, "big")
-            + (round(report.course_deg) % 360).to_bytes(2, "big")
-            + bytes.fromhex(local.strftime("%y%m%d%H%M%S"))
-            + b"\x01\x04" + bytes(4) + b"\x30\x01\x1f\x31\x01" + bytes([satellites & 0xFF]))
-    return _build(MsgId.LOCATION, body, serial, terminal, version)
-
-
-def device_heartbeat(unique_id: str, serial: int) -> bytes:
-    """DEVICE side: heartbeat 0x0002 (empty body)."""
-    terminal, version = device_terminal(unique_id)
-    return _build(MsgId.HEARTBEAT, b"", serial, terminal, version)
-
-
-def parse_reply(frame: bytes) -> tuple[int, int | None]:
-    """(message id, acknowledged serial) of a server frame: the serial quoted by
-    0x8001 / 0x8100, None for other messages (commands).  ProtocolError when the
-    frame is not a valid JT808 frame."""
-    header = parse_header(frame)
-    _check(frame)
-    if header.msg_id in (MsgId.GENERAL_RESPONSE, MsgId.REGISTER_RESPONSE) and \
-            len(frame) - 2 - header.body_start >= 2:
-        return header.msg_id, int.from_bytes(frame[header.body_start:header.body_start + 2], "big")
-    return header.msg_id, None
-
-
-class DeviceAckReader:
-    """DEVICE side, as `protocols.base.AckReader`: yields the serial quoted by each
-    0x8001 / 0x8100 reply; commands from the server acknowledge nothing."""
-
-    def __init__(self) -> None:
-        self._framer = Framer()
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        self._framer.feed(data)
-        tokens: list[int | None] = []
-        for frame in self._framer.frames():
-            if frame[:1] == b"(":
-                continue
-            _, serial = parse_reply(frame)
-            if serial is not None:
-                tokens.append(serial)
-        return tokens
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Jt808Device:
-    """DEVICE side of JT808 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
-
-    transport: str = "tcp"
-    acks_login: bool = True
-    acks_reports: bool = True
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return device_register(unique_id, serial)
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        return device_location(unique_id, serial, report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return device_heartbeat(unique_id, serial)
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = Jt808Device()
-
-
 __all__ = [
-    "ALARM_BITS", "CODEC", "COMMAND_TYPES", "DEFAULT_LISTEN", "DEVICE", "MAX_FRAME_BYTES", "NAME",
-    "UNACKED", "DeviceAckReader", "Framer", "Header", "Jt808Device", "Jt808Session",
-    "RESULT_FAILURE", "RESULT_SUCCESS",
-    "MsgId", "Options", "bcd_time", "checksum", "command_body", "device_heartbeat",
-    "device_location", "device_register", "escape", "general_response", "parse_header",
-    "parse_reply", "register_response", "split_frames", "terminal_id", "unescape", "wire_frame",
+    "ALARM_BITS", "CODEC", "COMMAND_TYPES", "DEFAULT_LISTEN", "MAX_FRAME_BYTES", "NAME",
+    "UNACKED", "Framer", "Header", "Jt808Session", "RESULT_FAILURE", "RESULT_SUCCESS", "MsgId",
+    "Options", "bcd_time", "checksum", "command_body", "escape", "general_response",
+    "parse_header", "register_response", "split_frames", "terminal_id", "unescape", "wire_frame"
 ]

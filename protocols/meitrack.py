@@ -73,7 +73,6 @@ from protocols.base import (
     CodecSpec,
     Command,
     CommandResult,
-    DeviceReport,
     Frame,
     Message,
     Position,
@@ -81,7 +80,8 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.framing import StreamFramer
+from protocols.session import StreamSession
 from protocols.values import KMH_PER_KNOT, cell_tower, network, option_flag
 
 NAME = "meitrack"
@@ -639,7 +639,7 @@ def _ccc(env: Envelope, now: dt.datetime) -> list[Message]:
     r.uint(4)
     if size < _CCC_RECORD_MIN:
         raise ProtocolError(f"meitrack: CCC record size {size} too small", env.data[:64])
-    records = []
+    records: list[Message] = []
     while r.remaining() >= size:
         records.append(_ccc_record(r.take(size), env.imei, now))
     return records
@@ -660,43 +660,34 @@ class Options:
         return cls(lenient=option_flag((options or {}).get("lenient", False)))
 
 
-class MeitrackSession:
-    """One connection's decoder (the IMEI comes with every frame).
+class MeitrackSession(StreamSession):
+    """One connection's decoder (the IMEI comes with every frame; see
+    StreamSession: after a ProtocolError the offending frame's start is gone)."""
 
-    After `receive_data` raised ProtocolError the offending frame's start is
-    gone; call `receive_data(b"", now)` to continue with the bytes after it.
-    """
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
-        self.unique_id: str | None = None
-        self._stream = StreamDecoder(Framer(lenient=self.options.lenient), self.decode_frame)
+        super().__init__()
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed; a bad frame
-        after good ones is reported by the next call."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer(lenient=self.options.lenient)
 
-    def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """UDP: one datagram of whole frames; a partial frame is an error."""
-        return decode_datagram(Framer(lenient=self.options.lenient), self.decode_frame, data, now)
-
-    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+    def _decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame (its CR LF may be absent)."""
-        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
-        env = parse_frame(bytes(frame), lenient=self.options.lenient)
+        env = parse_frame(frame, lenient=self.options.lenient)
         self.unique_id = env.imei
         messages = _messages(env, now)
         reply = b""
         if env.command == Cmd.COMPRESSED:
             reply = build_frame(SERVER_START, env.flag, env.imei, f"CCC,{len(messages)}")
-        return Frame(messages=tuple(messages), reply=reply, raw=bytes(frame))
+        return Frame(messages=tuple(messages), reply=reply, raw=frame)
 
     def encode_command(self, command: Command, now: dt.datetime) -> bytes:
         """`@@` frame for this session's device; the flag follows the command id."""
-        if not self.unique_id:
-            raise UnsupportedCommand("meitrack: the device has not identified itself yet")
-        return build_frame(SERVER_START, flag_for(command.id), self.unique_id, command_text(command))
+        unique_id = self.require_unique_id()
+        return build_frame(SERVER_START, flag_for(command.id), unique_id, command_text(command))
 
 
 def _messages(env: Envelope, now: dt.datetime) -> list[Message]:
@@ -757,79 +748,8 @@ CODEC = CodecSpec(
     session_factory=MeitrackSession)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-ALARM_EVENTS = {alarm: code for code, alarm in sorted(EVENT_ALARMS.items(), reverse=True)}
-"""Traccar alarm -> the (lowest) Meitrack event code reporting it."""
-EVENT_TRACK_BY_TIME = 35
-
-
-def device_report(imei: str, serial: int, report: DeviceReport) -> bytes:
-    """DEVICE side: an `AAA` report; its event code carries report.alarm
-    (35, track by time interval, when there is none)."""
-    if not re.fullmatch(r"\d{1,20}", imei):
-        raise ValueError(f"IMEI must be up to 20 digits: {imei!r}")
-    event = EVENT_TRACK_BY_TIME
-    if report.alarm:
-        if report.alarm not in ALARM_EVENTS:
-            raise ValueError(f"unsupported meitrack alarm {report.alarm!r}; "
-                             f"known: {', '.join(sorted(ALARM_EVENTS))}")
-        event = ALARM_EVENTS[report.alarm]
-    t = report.fix_time.astimezone(dt.UTC)
-    fields = [
-        "AAA", str(event), f"{report.latitude:.6f}", f"{report.longitude:.6f}",
-        t.strftime("%y%m%d%H%M%S"), "A" if report.valid else "V", "8", "20",
-        f"{report.speed_kn * KMH_PER_KNOT:.1f}", str(round(report.course_deg) % 360), "1.0", "0",
-        "0", "0", "0|0|0000|0000", "0000", "0000|0000|0000|0190|04B0", "",
-    ]
-    return build_frame(DEVICE_START, flag_for(serial), imei, ",".join(fields))
-
-
-class DeviceAckReader:
-    """DEVICE side, as `protocols.base.AckReader`: splits the server's `@@`
-    frames; only `CCC` confirmations acknowledge device data (one None token
-    each); commands yield no token."""
-
-    def __init__(self) -> None:
-        self._framer = Framer(start=SERVER_START)
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        self._framer.feed(data)
-        return [None for frame in self._framer.frames()
-                if parse_frame(frame).command == Cmd.COMPRESSED]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MeitrackDevice:
-    """DEVICE side of Meitrack for `tracker simulate`: no login (the IMEI is
-    in every frame), `AAA` reports that the server does not acknowledge, and
-    no position-free keep-alive (the heartbeat event 31 carries a position)."""
-
-    transport: str = "tcp"
-    acks_login: bool = False
-    acks_reports: bool = False
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return b""
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        return device_report(unique_id, serial, report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return b""
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = MeitrackDevice()
-
 __all__ = [
-    "ALARM_EVENTS", "CODEC", "COMMAND_TEXTS", "DEFAULT_LISTEN", "DEVICE", "DEVICE_START",
-    "EVENT_ALARMS", "MAX_FRAME_BYTES", "NAME", "SERVER_START",
-    "Cmd", "DeviceAckReader", "Envelope", "Framer", "MeitrackDevice",
-    "MeitrackSession", "Options", "build_frame", "checksum", "command_text", "device_report",
-    "flag_for", "parse_frame",
+    "CODEC", "COMMAND_TEXTS", "DEFAULT_LISTEN", "DEVICE_START", "EVENT_ALARMS",
+    "MAX_FRAME_BYTES", "NAME", "SERVER_START", "Cmd", "Envelope", "Framer", "MeitrackSession",
+    "Options", "build_frame", "checksum", "command_text", "flag_for", "parse_frame"
 ]

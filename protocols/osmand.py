@@ -43,12 +43,11 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from protocols.base import (
     CodecSpec,
     Command,
-    DeviceReport,
     Frame,
     HttpRequest,
     Position,
@@ -269,7 +268,7 @@ def decode_json_location(location: Mapping[str, Any], unique_id: str) -> Draft:
     timestamp = location.get("timestamp")
     if isinstance(timestamp, str):
         draft.time = parse_time(timestamp)
-    elif _json_number(timestamp) is not None and timestamp >= 0:
+    elif (number := _json_number(timestamp)) is not None and number >= 0:
         draft.time = parse_time(f"{timestamp:.3f}")
     coords = location.get("coords")
     if isinstance(coords, Mapping):
@@ -400,8 +399,10 @@ class OsmandSession:
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         raise ProtocolError("osmand is carried in HTTP requests", bytes(data[:64]))
 
-    def decode_frame(self, frame: HttpRequest, now: dt.datetime) -> Frame:
+    def decode_frame(self, frame: HttpRequest | bytes, now: dt.datetime) -> Frame:
         """One request -> its positions; reply b"" (200 OK with an empty body)."""
+        if not isinstance(frame, HttpRequest):
+            raise ProtocolError("osmand is carried in HTTP requests", bytes(frame[:64]))
         drafts = decode_request(frame)
         positions = tuple(draft.position(now) for draft in drafts)
         if positions:
@@ -418,56 +419,7 @@ CODEC = CodecSpec(
     command_types=frozenset(), session_factory=OsmandSession)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-def device_request(unique_id: str, report: DeviceReport) -> HttpRequest:
-    """DEVICE side: the GET request Traccar Client sends (speed in knots,
-    timestamp in Unix seconds with milliseconds)."""
-    params = [("id", unique_id), ("lat", f"{report.latitude:.6f}"), ("lon", f"{report.longitude:.6f}"),
-              ("timestamp", f"{report.fix_time.timestamp():.3f}"), ("speed", f"{report.speed_kn:.3f}"),
-              ("bearing", f"{report.course_deg % 360:.2f}"), ("altitude", "0")]
-    if not report.valid:
-        params.append(("valid", "false"))
-    if report.alarm:
-        params.append(("alarm", report.alarm))
-    return HttpRequest("GET", "/?" + urlencode(params))
-
-
-class DeviceAckReader:
-    """DEVICE side: the HTTP status is the ack and the simulator reads it
-    itself; bytes given here yield no token."""
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        return []
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OsmandDevice:
-    """DEVICE side of OsmAnd for `tracker simulate` (see `protocols.base.DeviceSide`)."""
-
-    transport: str = "http"
-    acks_login: bool = False
-    acks_reports: bool = True
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return b""
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> HttpRequest:
-        return device_request(unique_id, report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return b""
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = OsmandDevice()
-
 __all__ = [
-    "CODEC", "DEFAULT_LISTEN", "DEVICE", "MAX_FRAME_BYTES", "NAME", "DeviceAckReader", "Draft",
-    "OsmandDevice", "OsmandSession", "decode_json", "decode_json_location",
-    "decode_parameters", "decode_request", "device_request", "parse_time",
+    "CODEC", "DEFAULT_LISTEN", "MAX_FRAME_BYTES", "NAME", "Draft", "OsmandSession",
+    "decode_json", "decode_json_location", "decode_parameters", "decode_request", "parse_time"
 ]

@@ -75,7 +75,6 @@ from protocols.base import (
     CodecSpec,
     Command,
     CommandResult,
-    DeviceReport,
     Frame,
     Login,
     Message,
@@ -84,7 +83,8 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer
+from protocols.framing import StreamFramer
+from protocols.session import StreamSession
 from protocols.values import KMH_PER_KNOT, cell_tower
 from protocols.values import network as _network
 
@@ -259,7 +259,11 @@ def _uex_frame_end(text: str) -> int | None:
     return None if end < 0 else end
 
 
-_RESYNC = object()   # _text() skipped garbage: the buffer's start needs a fresh look
+class _Resync:
+    """The type of `_RESYNC`."""
+
+
+_RESYNC = _Resync()   # _text() skipped garbage: the buffer's start needs a fresh look
 
 
 class Framer(StreamFramer):
@@ -285,7 +289,7 @@ class Framer(StreamFramer):
                 return self._zip(first == STX)
             elif first in _TEXT_START:
                 frame = self._text()
-                if frame is not _RESYNC:
+                if not isinstance(frame, _Resync):
                     return frame
             else:
                 self._skip_garbage()
@@ -328,7 +332,7 @@ class Framer(StreamFramer):
         del buf[:total]
         return frame
 
-    def _text(self) -> bytes | None | object:
+    def _text(self) -> bytes | None | _Resync:
         """A text report up to its CR.  Control bytes in a line (outside UEX
         data) mark binary garbage: the line restarts after the last of them,
         and `_RESYNC` says to look at what follows afresh."""
@@ -337,8 +341,12 @@ class Framer(StreamFramer):
             end = buf.find(b"\r", 0, self.max_frame_bytes + 1)
             uex_end = -1
             if 0 < end and b";" in buf[:end]:
-                uex_end = _uex_frame_end(bytes(buf[:self.max_frame_bytes + 1]).decode("latin-1"))
-                end = -1 if uex_end is None else max(end, uex_end)
+                found = _uex_frame_end(bytes(buf[:self.max_frame_bytes + 1]).decode("latin-1"))
+                if found is None:
+                    end = -1
+                else:
+                    uex_end = found
+                    end = max(end, uex_end)
             if end < 0:
                 if len(buf) > self.max_frame_bytes:
                     self._reject(f"no report delimiter within {self.max_frame_bytes} bytes")
@@ -1142,37 +1150,34 @@ def _universal_zip_position(raw: dict[int, bytes], attrs: dict[str, Any], unique
 # Session, commands and codec
 # --------------------------------------------------------------------------
 
-class SuntechSession:
+class SuntechSession(StreamSession):
     """One connection's decoder: framer, device id, the model prefix its
-    commands use, settings.
+    commands use, settings (see StreamSession)."""
 
-    After `receive_data` raised ProtocolError the offending bytes are gone;
-    call `receive_data(b"", now)` to continue.  A bad frame after good ones in
-    the same call is raised by the next call."""
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
-        self.unique_id: str | None = None
         self.prefix = "ST300"
-        self._stream = StreamDecoder(Framer(), self._decode_counted)
         self._unrecognised = 0   # bytes of consecutive text lines that were no report
+        super().__init__()
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer()
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole reports (the last may lack its ``\\r``).
         Not framing.decode_datagram: a trailing text report without delimiter
         is decoded (Framer.flush), not refused."""
-        framer = Framer()
+        framer = self.new_framer(datagram=True)
         framer.feed(data)
         frames = []
         while (raw := framer.flush()) is not None:
             frames.append(self.decode_frame(raw, now))
         return frames
 
-    def _decode_counted(self, raw: bytes, now: dt.datetime) -> Frame:
+    def _decode_streamed(self, raw: bytes, now: dt.datetime) -> Frame:
         """decode_frame, refusing a stream of over MAX_FRAME_BYTES of text
         lines none of which is a Suntech report (the peer is something else)."""
         decoded = self._decode(raw, now)
@@ -1246,81 +1251,9 @@ CODEC = CodecSpec(
     command_types=frozenset({*COMMAND_IDS, "custom"}), session_factory=SuntechSession)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-_DEVICE_EMERGENCY = {"sos": 1, "parking": 2, "powerCut": 3, "door": 5, "movement": 7}
-_DEVICE_ALERTS = {alarm: code for code, alarm in sorted(ALERT_ALARMS.items(), reverse=True)}
-
-
-def _device_common(header: str, unique_id: str, report: DeviceReport) -> str:
-    if not unique_id or not unique_id.isalnum():
-        raise ValueError(f"Suntech device id must be letters and digits: {unique_id!r}")
-    t = report.fix_time.astimezone(dt.UTC)
-    speed_kmh = max(0.0, report.speed_kn * KMH_PER_KNOT)
-    return (f"{header};{unique_id};04;100;{t:%Y%m%d};{t:%H:%M:%S};00000;"
-            f"{report.latitude:+010.6f};{report.longitude:+011.6f};{speed_kmh:07.3f};"
-            f"{report.course_deg % 360:06.2f};{8 if report.valid else 0};{1 if report.valid else 0};"
-            "0;12.00;000000")
-
-
-def device_report(unique_id: str, serial: int, report: DeviceReport) -> bytes:
-    """DEVICE side: an ST300 status report, or an emergency (sos, parking,
-    powerCut, door, movement) / alert (see `ALERT_ALARMS`) report for an alarm."""
-    if report.alarm is None:
-        line = f"{_device_common('ST300STT', unique_id, report)};1;{serial % 10000:04d}"
-    elif report.alarm in _DEVICE_EMERGENCY:
-        line = f"{_device_common('ST300EMG', unique_id, report)};{_DEVICE_EMERGENCY[report.alarm]}"
-    elif report.alarm in _DEVICE_ALERTS:
-        line = f"{_device_common('ST300ALT', unique_id, report)};{_DEVICE_ALERTS[report.alarm]}"
-    else:
-        raise ValueError(f"unsupported Suntech alarm {report.alarm!r}")
-    return line.encode("ascii") + b"\r"
-
-
-class DeviceAckReader:
-    """DEVICE side: Suntech servers acknowledge nothing; command lines the
-    server sends are read and dropped (bounded buffer), no token is yielded."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        self._buffer += data
-        cut = self._buffer.rfind(b"\r")
-        if cut >= 0:
-            del self._buffer[:cut + 1]
-        del self._buffer[:max(0, len(self._buffer) - MAX_FRAME_BYTES)]
-        return []
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SuntechDevice:
-    """DEVICE side of Suntech for `tracker simulate` (see `protocols.base.DeviceSide`)."""
-
-    transport: str = "tcp"
-    acks_login: bool = False
-    acks_reports: bool = False
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return b""
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        return device_report(unique_id, serial, report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return f"ST300ALV;{unique_id}\r".encode("ascii")
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = SuntechDevice()
-
 __all__ = [
-    "ALERT_ALARMS", "CODEC", "COMMAND_IDS", "DEFAULT_LISTEN", "DEVICE", "EMERGENCY_ALARMS",
-    "MAX_FRAME_BYTES", "NAME", "DeviceAckReader", "Framer", "Options", "ReportType",
-    "SuntechDevice", "SuntechSession", "UniversalZipHeader", "ZipHeader", "command_line",
-    "decode_text", "decode_universal_zip", "decode_zip", "device_report", "java_trim",
+    "ALERT_ALARMS", "CODEC", "COMMAND_IDS", "DEFAULT_LISTEN", "EMERGENCY_ALARMS",
+    "MAX_FRAME_BYTES", "NAME", "Framer", "Options", "ReportType", "SuntechSession",
+    "UniversalZipHeader", "ZipHeader", "command_line", "decode_text", "decode_universal_zip",
+    "decode_zip", "java_trim"
 ]

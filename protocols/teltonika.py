@@ -47,8 +47,8 @@ since 2007-01-01T00:00Z); coordinates are 1e-7 degrees (Codec 7: IEEE floats);
 speed arrives in km/h and leaves in knots; altitude metres; voltages V (`power`,
 `battery`, `adc1`...), odometers metres, tag/beacon voltages mV as sent.
 
-The `device_*` builders and `DEVICE` at the end are the device side (simulator and
-tests); the server never calls them.
+The device side (simulator and tests; the server never uses it) is
+`protocols.devices.teltonika`.
 """
 
 from __future__ import annotations
@@ -65,7 +65,6 @@ from protocols.base import (
     CodecSpec,
     Command,
     CommandResult,
-    DeviceReport,
     Frame,
     Login,
     Message,
@@ -75,7 +74,8 @@ from protocols.base import (
 )
 from protocols.binary import Reader
 from protocols.checksums import crc16_arc
-from protocols.framing import StreamDecoder, StreamFramer, check_frame_size
+from protocols.framing import StreamFramer, check_frame_size
+from protocols.session import StreamSession
 from protocols.values import KMH_PER_KNOT, add_alarm, cell_tower, network, option_flag
 
 NAME = "teltonika"
@@ -94,7 +94,7 @@ behind a bad or stalled one (see `Framer`)."""
 RESYNC_CRC_CREDIT = 8
 """...and at most this many frames' worth of such bytes saved up."""
 _GH_EPOCH = dt.datetime(2007, 1, 1, tzinfo=dt.UTC)
-_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _FMB_PLATFORM = ("FMB", "FMC", "FMM", "FMT", "FMU", "FMP")
 
 
@@ -230,9 +230,9 @@ class Framer(StreamFramer):
                 return frame
             if kind is not _Start.AVL:
                 return None
-            frame = self._avl()
-            if frame is not None:
-                return frame
+            avl = self._avl()
+            if avl is not None:
+                return avl
             if not self._false_start():
                 return None
             self._skip(1)
@@ -261,7 +261,7 @@ class Framer(StreamFramer):
         if len(buf) < total:
             return None
         frame = bytes(buf[:total])
-        if not self.lenient and not _crc_ok(frame):
+        if not self.lenient and not crc_ok(frame):
             later = self._next_good_packet()
             del buf[:total if later < 0 else min(later, total)]
             raise ProtocolError(f"teltonika: bad CRC {frame[-4:].hex()}, computed "
@@ -294,14 +294,14 @@ class Framer(StreamFramer):
                 if stop - start > self._crc_credit:
                     break              # the bytes still to come pay for it
                 self._crc_credit -= stop - start
-                if _crc_ok(bytes(buf[start - base:stop - base])):
+                if crc_ok(bytes(buf[start - base:stop - base])):
                     heapq.heappush(self._good, start)
             heapq.heappop(self._pending)
         while self._good and self._good[0] <= base:
             heapq.heappop(self._good)
         return self._good[0] - base if self._good else -1
 
-def _crc_ok(frame: bytes) -> bool:
+def crc_ok(frame: bytes) -> bool:
     return crc16_ibm(frame[8:-4]) == int.from_bytes(frame[-4:], "big")
 
 
@@ -312,7 +312,7 @@ def _crc_ok(frame: bytes) -> bool:
 def _ms_time(ms: int) -> dt.datetime:
     """Milliseconds since the Unix epoch -> aware UTC datetime."""
     try:
-        return _UNIX_EPOCH + dt.timedelta(milliseconds=ms)
+        return UNIX_EPOCH + dt.timedelta(milliseconds=ms)
     except OverflowError as exc:
         raise ProtocolError(f"teltonika: timestamp {ms} ms out of range") from exc
 
@@ -648,6 +648,7 @@ def _avl_record(r: Reader, layout: Layout, options: Options) -> Position:
     time = _ms_time(r.uint(8))
     priority = r.u8()
     longitude, latitude = r.sint(4) / 1e7, r.sint(4) / 1e7
+    speed_kmh: float
     altitude, course, satellites, speed_kmh = r.sint(2), r.u16(), r.u8(), r.u16()
     event, elements = _io_elements(r, layout)
     state = RecordState({"priority": priority, "sat": satellites, "event": event})
@@ -891,24 +892,19 @@ def _is_hello(frame: bytes) -> bool:
             and frame[1] == len(frame) - 2 and _is_digits(frame[2:]))
 
 
-class TeltonikaSession:
+class TeltonikaSession(StreamSession):
     """One connection's decoder: framer, IMEI from the hello (TCP) or the
-    datagram header (UDP), dialect options.
+    datagram header (UDP), dialect options (see StreamSession)."""
 
-    After `receive_data` raised ProtocolError the offending bytes are gone;
-    call `receive_data(b"", now)` to go on.  When a bad frame follows good ones
-    in the same call, the good frames are returned and the error is raised by
-    the next call.
-    """
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
-        self.unique_id: str | None = None
-        self._stream = StreamDecoder(Framer(lenient=self.options.lenient), self.decode_frame)
+        super().__init__()
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer(lenient=self.options.lenient)
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram holds one AVL (or Codec 12) packet with its header."""
@@ -916,11 +912,9 @@ class TeltonikaSession:
         check_frame_size(NAME, data, MAX_FRAME_BYTES)
         return [self._decode_udp(bytes(data), now)]
 
-    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+    def _decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one frame: a ping, an IMEI hello, a TCP packet or a UDP datagram
         (told apart by their first bytes)."""
-        frame = bytes(frame)
-        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         if frame == PING:
             return Frame(messages=(), raw=frame)
         if frame[:4] == PREAMBLE and len(frame) >= 8:
@@ -942,7 +936,7 @@ class TeltonikaSession:
             if len(frame) != declared + 12 or declared < 3:
                 raise ProtocolError(f"teltonika: data length {declared} does not match a "
                                     f"{len(frame)}-byte packet", frame[:64])
-            if not _crc_ok(frame):
+            if not crc_ok(frame):
                 raise ProtocolError("teltonika: bad CRC", frame[:64])
             data = frame[8:-4]
         messages, count = self._decode_data(data, now, None)
@@ -980,150 +974,9 @@ CODEC = CodecSpec(name=NAME, default_listen=DEFAULT_LISTEN, max_frame_bytes=MAX_
                   session_factory=TeltonikaSession)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-def device_hello(imei: str) -> bytes:
-    """DEVICE side: the IMEI hello that opens a TCP connection."""
-    if not imei.isdigit() or not 1 <= len(imei) <= MAX_IMEI_DIGITS:
-        raise ValueError(f"IMEI must be 1..{MAX_IMEI_DIGITS} digits: {imei!r}")
-    return len(imei).to_bytes(2, "big") + imei.encode("ascii")
-
-
-_DEVICE_ALARMS = {
-    "sos": (236, 1),
-    "hardAcceleration": (253, 1), "hardBraking": (253, 2), "hardCornering": (253, 3),
-}
-"""Alarms a Codec 8 record can carry on every model: (event IO id, value)."""
-
-
-def device_record(fix_time: dt.datetime, latitude: float, longitude: float, *,  # noqa: PLR0917
-                  speed_kmh: float = 0.0, course_deg: float = 0.0, valid: bool = True,
-                  satellites: int = 8, alarm: str | None = None) -> bytes:
-    """DEVICE side: one Codec 8 record.  An alarm (see `_DEVICE_ALARMS`) becomes
-    the record's event element with priority 2 (panic); an invalid fix is sent
-    with 0 satellites.  Speed and course travel as whole units."""
-    event, elements = 0, b""
-    priority = 0
-    if alarm is not None:
-        if alarm not in _DEVICE_ALARMS:
-            raise ValueError(f"unsupported Teltonika alarm {alarm!r}; known: {sorted(_DEVICE_ALARMS)}")
-        event, value = _DEVICE_ALARMS[alarm]
-        elements = bytes([event, value])
-        priority = 2
-    ms = round((fix_time - _UNIX_EPOCH).total_seconds() * 1000)
-    gps = struct.pack(">iihHBH", round(longitude * 1e7), round(latitude * 1e7), 0,
-                      round(course_deg) % 360, satellites if valid else 0,
-                      max(0, min(0xFFFF, round(speed_kmh))))
-    io = bytes([event, len(elements) // 2, len(elements) // 2]) + elements + b"\x00\x00\x00"
-    return ms.to_bytes(8, "big") + bytes([priority]) + gps + io
-
-
-def device_avl(records: list[bytes], codec: int = CodecId.CODEC_8) -> bytes:
-    """DEVICE side: a TCP AVL packet holding already encoded records."""
-    count = bytes([len(records)])
-    return tcp_packet(bytes([codec]) + count + b"".join(records) + count)
-
-
-def device_udp(imei: str, packet_id: int, avl_packet_id: int, records: list[bytes],
-               codec: int = CodecId.CODEC_8) -> bytes:
-    """DEVICE side: a UDP datagram with channel header, IMEI and records."""
-    count = bytes([len(records)])
-    body = (packet_id.to_bytes(2, "big") + b"\x01" + bytes([avl_packet_id])
-            + len(imei).to_bytes(2, "big") + imei.encode("ascii")
-            + bytes([codec]) + count + b"".join(records) + count)
-    return len(body).to_bytes(2, "big") + body
-
-
-def device_response(text: str) -> bytes:
-    """DEVICE side: a Codec 12 response (type 0x06) to a command."""
-    payload = text.encode("latin-1")
-    return tcp_packet(bytes([CodecId.CODEC_12, 1, MessageType.RESPONSE])
-                      + len(payload).to_bytes(4, "big") + payload + b"\x01")
-
-
-class DeviceAckReader:
-    """DEVICE side, as `protocols.base.AckReader`: reads the server's TCP replies.
-
-    0x01 accepts the hello; a 4-byte record count acknowledges an AVL packet
-    (it names no packet, so it yields None: the oldest unacknowledged one); a
-    Codec 12 command (preamble 00 00 00 00) acknowledges nothing.  A 0x00 hello
-    refusal is not expected from this server and would be read as the start of a
-    count.  A command with a bad CRC or over the size cap raises ProtocolError.
-    """
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-        self.commands: list[bytes] = []
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        self._buffer += data
-        tokens: list[int | None] = []
-        buf = self._buffer
-        while buf:
-            if buf[0] == 0x01:
-                del buf[:1]
-                tokens.append(None)
-            elif len(buf) < 4:
-                break
-            elif buf[:4] != PREAMBLE:
-                del buf[:4]
-                tokens.append(None)
-            elif not self._take_command():
-                break
-        return tokens
-
-    def _take_command(self) -> bool:
-        buf = self._buffer
-        if len(buf) < 8:
-            return False
-        total = 12 + int.from_bytes(buf[4:8], "big")
-        if total > MAX_FRAME_BYTES:
-            del buf[:4]
-            raise ProtocolError(f"teltonika: server packet of {total} bytes exceeds {MAX_FRAME_BYTES}")
-        if len(buf) < total:
-            return False
-        frame = bytes(buf[:total])
-        del buf[:total]
-        if not _crc_ok(frame):
-            raise ProtocolError("teltonika: server packet with a bad CRC", frame)
-        self.commands.append(frame)
-        return True
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TeltonikaDevice:
-    """DEVICE side of Teltonika (TCP, Codec 8) for `tracker simulate`."""
-
-    transport: str = "tcp"
-    acks_login: bool = True
-    acks_reports: bool = True
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return device_hello(unique_id)
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        record = device_record(report.fix_time, report.latitude, report.longitude,
-                               speed_kmh=report.speed_kn * KMH_PER_KNOT,
-                               course_deg=report.course_deg, valid=report.valid, alarm=report.alarm)
-        return device_avl([record])
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        """The 0xFF ping FMB devices send to keep the link up (never answered)."""
-        return PING
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = TeltonikaDevice()
-
-
 __all__ = [
-    "ACCEPT", "AVL_CODECS", "CODEC", "COMMAND_TEXTS", "DEFAULT_LISTEN", "DEVICE", "MAX_FRAME_BYTES",
-    "NAME", "PING", "CodecId", "DeviceAckReader", "Framer", "IoElement", "MessageType", "Options",
-    "TeltonikaDevice", "TeltonikaSession", "UdpHeader",
-    "avl_ack", "command_frame", "command_text", "crc16_ibm", "device_avl", "device_hello",
-    "device_record", "device_response", "device_udp", "parse_udp", "tcp_packet", "udp_ack",
+    "ACCEPT", "AVL_CODECS", "CODEC", "COMMAND_TEXTS", "DEFAULT_LISTEN", "MAX_FRAME_BYTES",
+    "NAME", "PING", "CodecId", "Framer", "IoElement", "MessageType", "Options",
+    "TeltonikaSession", "UdpHeader", "avl_ack", "command_frame", "command_text", "crc16_ibm",
+    "parse_udp", "tcp_packet", "udp_ack"
 ]

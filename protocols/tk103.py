@@ -46,16 +46,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from protocols import nmea
 from protocols.base import (
     CodecSpec,
     Command,
     CommandResult,
-    DeviceReport,
     Frame,
     Login,
     Message,
@@ -64,8 +63,9 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.binary import Reader
-from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
-from protocols.values import KMH_PER_KNOT, cell_tower, knots_from_kmh, network
+from protocols.framing import StreamFramer
+from protocols.session import DecoderTable, StreamSession
+from protocols.values import cell_tower, knots_from_kmh, network
 
 NAME = "tk103"
 DEFAULT_LISTEN = ("tcp:5002", "udp:5002")
@@ -215,13 +215,12 @@ def _date_time(date: str, hms: str, *, day_first: bool) -> dt.datetime:
 
 def _coordinate(text: str, hemisphere: str) -> float:
     """(D)DDMM.MMMM -> degrees, negative for S and W."""
-    match = re.fullmatch(r"\s*(\d*)(\d\d\.\d+)\s*", text)
-    if not match or hemisphere not in ("N", "S", "E", "W"):
+    if not re.fullmatch(r"\s*\d*\d\d\.\d+\s*", text) or hemisphere not in nmea.HEMISPHERES:
         raise _Malformed(f"bad coordinate {text!r}{hemisphere}")
-    value = float(match[1] or 0) + float(match[2]) / 60   # floats: 400 digits read as inf, refused here
-    if not math.isfinite(value):
-        raise _Malformed(f"coordinate out of range {text[:20]!r}")
-    return -value if hemisphere in ("S", "W") else value
+    try:   # minutes are not checked (never were: no frame changes)
+        return nmea.coordinate(text.strip(), hemisphere, check_minutes=False)
+    except ValueError:
+        raise _Malformed(f"coordinate out of range {text[:20]!r}") from None
 
 
 def _number(text: str) -> float:
@@ -329,16 +328,12 @@ class Context:
 
 
 _Decoder = Callable[[Context], list[Message]]
-_DECODERS: dict[str, _Decoder] = {}
-_COMMA_DECODERS: dict[str, _Decoder] = {}
+_DECODERS: DecoderTable[str, _Decoder] = DecoderTable(NAME)
+_COMMA_DECODERS: DecoderTable[str, _Decoder] = DecoderTable(f"{NAME} (comma form)")
 
 
 def _decoder(*words: str, comma: bool = False) -> Callable[[_Decoder], _Decoder]:
-    def register(function: _Decoder) -> _Decoder:
-        for word in words:
-            (_COMMA_DECODERS if comma else _DECODERS)[word] = function
-        return function
-    return register
+    return (_COMMA_DECODERS if comma else _DECODERS).register(*words)
 
 
 def _report(ctx: Context, body: str, attrs: dict[str, Any] | None = None) -> list[Message]:
@@ -632,33 +627,23 @@ def reply_for(ctx: Context) -> bytes:
 # Session and codec
 # --------------------------------------------------------------------------
 
-class Tk103Session:
-    """One connection's decoder: framer and the device's terminal id.
+class Tk103Session(StreamSession):
+    """One connection's decoder: framer and the device's terminal id (see
+    StreamSession)."""
 
-    After `receive_data` raised ProtocolError the offending bytes are gone;
-    call `receive_data(b"", now)` to continue.  When a bad frame follows good
-    ones in the same call, the good frames are returned first.
-    """
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = dict(options or {})
-        self.unique_id: str | None = None
-        self._stream = StreamDecoder(Framer(), self.decode_frame)
+        super().__init__()
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order; a
-        bad frame after good ones is reported by the next call."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer()
 
-    def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """UDP: one datagram of whole frames; a partial frame is an error."""
-        return decode_datagram(Framer(), self.decode_frame, data, now)
-
-    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+    def _decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame; a known message whose fields do not parse,
         or an unknown one without a location, gives a Frame without messages."""
-        frame = bytes(frame)
-        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         ctx = split_frame(frame, now)
         self.unique_id = ctx.device_id
         try:
@@ -669,9 +654,7 @@ class Tk103Session:
 
     def encode_command(self, command: Command, now: dt.datetime) -> bytes:
         """``(<id><word><parameters>)`` for this session's device."""
-        if not self.unique_id:
-            raise UnsupportedCommand("tk103: the device has not identified itself yet")
-        return command_frame(self.unique_id, command)
+        return command_frame(self.require_unique_id(), command)
 
 
 def command_frame(device_id: str, command: Command) -> bytes:
@@ -706,105 +689,7 @@ CODEC = CodecSpec(
     session_factory=Tk103Session)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-_DEVICE_ALARM_CODES = {name: int(code) for code, name in ALARM_NAMES.items()}
-
-
-def _terminal_id(unique_id: str) -> str:
-    """Terminal ids are at least 12 characters: shorter ones are zero-padded."""
-    if not re.fullmatch(r"[0-9A-Za-z]{1,20}", unique_id):
-        raise ValueError(f"TK103 terminal id must be 1..20 letters or digits: {unique_id!r}")
-    return unique_id.rjust(12, "0")
-
-
-def _ddmm(value: float, degree_digits: int) -> str:
-    minutes_total = round(abs(value) * 60 * 10000)
-    degrees, minutes = divmod(minutes_total, 60 * 10000)
-    return f"{degrees:0{degree_digits}d}{minutes // 10000:02d}.{minutes % 10000:04d}"
-
-
-def device_location_body(report: DeviceReport, ignition: bool = True) -> str:
-    """The standard location body of a report (speed in km/h, one decimal)."""
-    t = report.fix_time.astimezone(dt.UTC)
-    speed_kmh = min(report.speed_kn * KMH_PER_KNOT, 999.9)
-    return (f"{t:%y%m%d}{'A' if report.valid else 'V'}"
-            f"{_ddmm(report.latitude, 2)}{'N' if report.latitude >= 0 else 'S'}"
-            f"{_ddmm(report.longitude, 3)}{'E' if report.longitude >= 0 else 'W'}"
-            f"{speed_kmh:05.1f}{t:%H%M%S}{report.course_deg % 360:06.2f}"
-            f"0{'1' if ignition else '0'}000000L00000000")
-
-
-def device_login(unique_id: str) -> bytes:
-    """DEVICE side: BP05 with the IMEI (the id, zero-padded to 15) and no location."""
-    terminal = _terminal_id(unique_id)
-    return f"({terminal}BP05{terminal[-15:].rjust(15, '0')})".encode("ascii")
-
-
-def device_report(unique_id: str, report: DeviceReport) -> bytes:
-    """DEVICE side: BR00, or BO01 with the alarm digit when `report.alarm` is set."""
-    terminal = _terminal_id(unique_id)
-    if report.alarm:
-        try:
-            code = _DEVICE_ALARM_CODES[report.alarm]
-        except KeyError:
-            raise ValueError(f"unsupported TK103 alarm {report.alarm!r}") from None
-        return f"({terminal}BO01{code}{device_location_body(report)})".encode("ascii")
-    return f"({terminal}BR00{device_location_body(report)})".encode("ascii")
-
-
-def device_heartbeat(unique_id: str) -> bytes:
-    """DEVICE side: the BP00 handshake."""
-    return f"({_terminal_id(unique_id)}BP00HSO)".encode("ascii")
-
-
-class DeviceAckReader:
-    """DEVICE side, as `protocols.base.AckReader`: each AP05 / AP01 / AS01
-    answer yields a token (None: TK103 answers carry no serial); server
-    commands yield none."""
-
-    def __init__(self) -> None:
-        self._framer = Framer()
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        self._framer.feed(data)
-        tokens: list[int | None] = []
-        for frame in self._framer.frames():
-            ctx = split_frame(frame)
-            if ctx.word in ("AP05", "AP01", "AS01"):
-                tokens.append(None)
-        return tokens
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Tk103Device:
-    """DEVICE side of TK103 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
-
-    transport: str = "tcp"
-    acks_login: bool = True
-    acks_reports: bool = False
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return device_login(unique_id)
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        return device_report(unique_id, report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return device_heartbeat(unique_id)
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = Tk103Device()
-
-
 __all__ = [
-    "ALARM_NAMES", "CODEC", "COMMANDS", "DEFAULT_LISTEN", "DEVICE", "MAX_FRAME_BYTES", "NAME",
-    "Alarm", "DeviceAckReader", "Framer", "Tk103Device", "Tk103Session",
-    "command_frame", "device_heartbeat", "device_location_body", "device_login", "device_report",
-    "reply_for", "split_frame",
+    "ALARM_NAMES", "CODEC", "COMMANDS", "DEFAULT_LISTEN", "MAX_FRAME_BYTES", "NAME", "Alarm",
+    "Framer", "Tk103Session", "command_frame", "reply_for", "split_frame"
 ]

@@ -68,11 +68,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from protocols import nmea
 from protocols.base import (
     CodecSpec,
     Command,
     CommandResult,
-    DeviceReport,
     Frame,
     Login,
     Message,
@@ -80,7 +80,8 @@ from protocols.base import (
     ProtocolError,
     UnsupportedCommand,
 )
-from protocols.framing import StreamDecoder, StreamFramer, check_frame_size, decode_datagram
+from protocols.framing import StreamFramer
+from protocols.session import StreamSession
 from protocols.values import KMH_PER_KNOT, cell_tower, network, option_flag
 
 NAME = "watch"
@@ -134,7 +135,7 @@ BINARY_TYPES = frozenset({MsgType.VOICE, MsgType.VOICE_SEGMENT})
 TEXT_TYPES = frozenset(MsgType) - BINARY_TYPES
 """Known text types: they cannot contain "]" (lenient framing may use it)."""
 
-REPLIES = {
+REPLIES: dict[str, str] = {   # keyed by the frame's type text
     MsgType.LINK: "LK", MsgType.VOICE_QUERY: "TKQ", MsgType.VOICE_QUERY_2: "TKQ2",
     MsgType.CONFIG: "CONFIG,1", MsgType.VOICE: "TK,1",
 }
@@ -230,20 +231,22 @@ class Framer(StreamFramer):
 
     def _next_frame(self) -> bytes | None:
         buf = self._buffer
-        while True:
-            start = buf.find(START)
-            if start < 0:
-                self._skip(len(buf))
-                return None
+        found = _HEADER.search(buf)
+        if found is None:
+            # No complete header: keep a header still arriving at the very end.
+            start = buf.rfind(START, max(0, len(buf) - _MAX_HEADER))
+            if start < 0 or not _PARTIAL_HEADER.fullmatch(buf, start):
+                start = len(buf)
             self._skip(start)
-            try:
-                header = parse_header(buf)
-            except ProtocolError:
-                self._skip(1)
-                continue
-            if header is None:
-                return None
-            return self._frame_after(header)
+            return None
+        # Everything before the first complete header is garbage: one regex scan
+        # (C speed) instead of an exception per stray "[" (a spray of "[" bytes
+        # otherwise costs the reactor a ProtocolError each).
+        self._skip(found.start())
+        header = parse_header(buf)
+        if header is None:
+            return None
+        return self._frame_after(header)
 
     def _frame_after(self, header: Header) -> bytes | None:
         buf = self._buffer
@@ -351,14 +354,11 @@ def _cell_number(text: str) -> int | None:
 
 
 def _fix_time(date: str, time: str) -> dt.datetime:
-    """DDMMYY + hhmmss (UTC) -> aware datetime."""
-    if not re.fullmatch(r"\d{6}", date) or not re.fullmatch(r"\d{6}(?:\.\d+)?", time):
-        raise ProtocolError(f"watch: bad date/time {date!r} {time!r}")
+    """DDMMYY + hhmmss[.sss] (UTC) -> aware datetime."""
     try:
-        return dt.datetime(2000 + int(date[4:6]), int(date[2:4]), int(date[0:2]),
-                           int(time[0:2]), int(time[2:4]), int(time[4:6]), tzinfo=dt.UTC)
+        return nmea.date_time(date, time, fraction=True)
     except ValueError as exc:
-        raise ProtocolError(f"watch: invalid date/time {date} {time}") from exc
+        raise ProtocolError(f"watch: {exc}") from exc
 
 
 def _coordinate(value: str, hemisphere: str, negative: str, limit: float) -> float:
@@ -526,42 +526,34 @@ class Options:
         return cls(lenient=option_flag((options or {}).get("lenient", False)))
 
 
-class WatchSession:
+class WatchSession(StreamSession):
     """One connection's decoder: framer, watch id, manufacturer, and the
-    keywords of commands sent and not yet answered.
+    keywords of commands sent and not yet answered (see StreamSession; UDP
+    datagrams are for tools: the watches use TCP)."""
 
-    After `receive_data` raised ProtocolError the offending bytes are gone;
-    call `receive_data(b"", now)` to continue with the bytes after them.
-    """
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
-        self.unique_id: str | None = None
         self.manufacturer: str = "SG"
         self.serial: str | None = None
-        self._stream = StreamDecoder(Framer(lenient=self.options.lenient), self.decode_frame)
         self._awaiting: set[str] = set()
+        super().__init__()
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order; a
-        bad frame after good ones is reported by the next call."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer(lenient=self.options.lenient)
 
-    def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """One datagram of whole frames (the watches use TCP; for tools)."""
-        return decode_datagram(Framer(lenient=self.options.lenient), self.decode_frame, data, now)
-
-    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+    def _decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame; unknown types give a Frame without messages."""
-        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
-        header, content = split_frame(bytes(frame), lenient=self.options.lenient)
+        header, content = split_frame(frame, lenient=self.options.lenient)
         self.unique_id, self.manufacturer, self.serial = (
             header.device_id, header.manufacturer, header.serial)
         kind = _content_type(content)
         messages = self._messages(kind, content, header.device_id, now)
         answer = kind == MsgType.VOICE and content in (b"TK,0", b"TK,1")   # not a voice message
         reply = b"" if answer else self._reply(kind)
-        return Frame(messages=tuple(messages), reply=reply, raw=bytes(frame))
+        return Frame(messages=tuple(messages), reply=reply, raw=frame)
 
     def _messages(self, kind: str, content: bytes, device_id: str,
                   now: dt.datetime) -> list[Message]:
@@ -591,11 +583,10 @@ class WatchSession:
 
     def encode_command(self, command: Command, now: dt.datetime) -> bytes:
         """The command frame for this session's watch (same manufacturer and id)."""
-        if not self.unique_id:
-            raise UnsupportedCommand("watch: the watch has not identified itself yet")
+        unique_id = self.require_unique_id("the watch has not identified itself yet")
         text = command_text(command)
         self._awaiting.add(text.split(",", 1)[0].upper())
-        return build_frame(self.manufacturer, self.unique_id, text, self.serial)
+        return build_frame(self.manufacturer, unique_id, text, self.serial)
 
 
 COMMAND_TEXTS = {
@@ -632,100 +623,9 @@ CODEC = CodecSpec(
     session_factory=WatchSession)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-DEVICE_ALARM_BITS = {"sos": 0x00010000, "lowBattery": 0x00020000, "geofenceExit": 0x00040000,
-                     "geofenceEnter": 0x00080000, "removing": 0x00100000, "fallDown": 0x00200000}
-DEVICE_MANUFACTURER = "SG"
-
-
-def _check_id(device_id: str) -> str:
-    if not re.fullmatch(r"[0-9A-Za-z]{1,20}", device_id):
-        raise ValueError(f"watch id must be 1..20 letters or digits: {device_id!r}")
-    return device_id
-
-
-def device_link(device_id: str, steps: int | None = None, rolls: int = 0,
-                battery_pct: int = 100) -> bytes:
-    """DEVICE side: `LK` (login and keep-alive), with steps/rolls/battery when
-    `steps` is given."""
-    content = "LK" if steps is None else f"LK,{steps},{rolls},{battery_pct}"
-    return build_frame(DEVICE_MANUFACTURER, _check_id(device_id), content)
-
-
-def device_position(device_id: str, report: DeviceReport, *, battery_pct: int = 80) -> bytes:
-    """DEVICE side: `UD`, or `AL` with the report's alarm as a status bit."""
-    status = 0
-    kind = "UD"
-    if report.alarm:
-        if report.alarm not in DEVICE_ALARM_BITS:
-            raise ValueError(f"unsupported watch alarm {report.alarm!r}; "
-                             f"known: {', '.join(sorted(DEVICE_ALARM_BITS))}")
-        status, kind = DEVICE_ALARM_BITS[report.alarm], "AL"
-    t = report.fix_time.astimezone(dt.UTC)
-    fields = [
-        kind, t.strftime("%d%m%y"), t.strftime("%H%M%S"), "A" if report.valid else "V",
-        f"{abs(report.latitude):.6f}", "N" if report.latitude >= 0 else "S",
-        f"{abs(report.longitude):.6f}", "E" if report.longitude >= 0 else "W",
-        f"{report.speed_kn * KMH_PER_KNOT:.2f}", f"{report.course_deg % 360:.1f}", "0",
-        "8", "100", str(battery_pct), "0", "0", f"{status:08X}", "0", "0", "0", "0", "0",
-    ]
-    return build_frame(DEVICE_MANUFACTURER, _check_id(device_id), ",".join(fields))
-
-
-class DeviceAckReader:
-    """DEVICE side, as `protocols.base.AckReader`: one None token per server
-    answer to a device frame (LK, AL..., TKQ, CONFIG, TK); commands yield none."""
-
-    _ACKS = frozenset({*REPLIES.values(), *ALARM_TYPES})
-
-    def __init__(self) -> None:
-        self._framer = Framer()
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        self._framer.feed(data)
-        tokens: list[int | None] = []
-        for frame in self._framer.frames():
-            _, content = split_frame(frame)
-            if content.decode("latin-1") in self._ACKS:
-                tokens.append(None)
-        return tokens
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WatchDevice:
-    """DEVICE side of the watch protocol for `tracker simulate`.
-
-    The server answers the login/heartbeat `LK` and alarm (`AL`) frames, not
-    positions (`UD`): acks_reports is False, and an alarm report's `AL`
-    answer still yields a token from the ack reader.
-    """
-
-    transport: str = "tcp"
-    acks_login: bool = True
-    acks_reports: bool = False
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return device_link(unique_id)
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        return device_position(unique_id, report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return device_link(unique_id, steps=0, rolls=0, battery_pct=100)
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = WatchDevice()
-
 __all__ = [
-    "ALARM_TYPES", "BINARY_TYPES", "CODEC", "COMMAND_TEXTS", "DEFAULT_LISTEN", "DEVICE",
-    "MAX_FRAME_BYTES", "NAME", "POSITION_TYPES", "REPLIES", "TEXT_TYPES",
-    "DeviceAckReader", "Framer", "Header", "MsgType", "Options", "WatchDevice",
-    "WatchSession", "build_frame", "command_text", "device_link", "device_position",
-    "parse_header", "split_frame", "unescape",
+    "ALARM_TYPES", "BINARY_TYPES", "CODEC", "COMMAND_TEXTS", "DEFAULT_LISTEN",
+    "MAX_FRAME_BYTES", "NAME", "POSITION_TYPES", "REPLIES", "TEXT_TYPES", "Framer", "Header",
+    "MsgType", "Options", "WatchSession", "build_frame", "command_text", "parse_header",
+    "split_frame", "unescape"
 ]

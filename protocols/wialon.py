@@ -73,14 +73,14 @@ import dataclasses
 import datetime as dt
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from protocols import nmea
 from protocols.base import (
     CodecSpec,
     Command,
     CommandResult,
-    DeviceReport,
     Frame,
     Login,
     Message,
@@ -89,8 +89,9 @@ from protocols.base import (
     UnsupportedCommand,
 )
 from protocols.checksums import crc16_arc
-from protocols.framing import StreamDecoder, StreamFramer, check_frame_size
-from protocols.values import KMH_PER_KNOT, knots_from_kmh, option_flag
+from protocols.framing import StreamFramer
+from protocols.session import StreamSession
+from protocols.values import knots_from_kmh, option_flag
 
 NAME = "wialon"
 DEFAULT_LISTEN = ("tcp:5039", "udp:5039")
@@ -248,13 +249,13 @@ def _coordinate(value: str, hemisphere: str, negative: str, limit: float) -> flo
     """ddmm.mmmm / dddmm.mmmm + hemisphere letter -> signed degrees; None if "NA"."""
     if _missing(value) or _missing(hemisphere):
         return None
-    match = _COORDINATE.fullmatch(value)
-    if match is None or hemisphere not in ("N", "S", "E", "W"):
+    if _COORDINATE.fullmatch(value) is None or hemisphere not in nmea.HEMISPHERES:
         raise FieldError("10", f"bad coordinate {value!r} {hemisphere!r}")
-    degrees = int(match.group(1)) + float(match.group(2)) / 60
-    if degrees > limit:
-        raise FieldError("10", f"coordinate {value!r} out of range")
-    return -degrees if hemisphere == negative else degrees
+    try:   # only `negative` negates: a latitude's "W" stays positive, as it always did
+        return nmea.coordinate(value, hemisphere, negative=negative, limit=limit,
+                               check_minutes=False)
+    except ValueError:
+        raise FieldError("10", f"coordinate {value!r} out of range") from None
 
 
 def _short_fields(fields: list[str], now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -407,7 +408,7 @@ def parse_packet(frame: bytes) -> Packet:
     return Packet(match["type"], match["body"], unique_id, version or None)
 
 
-REFUSAL_CODES = {
+REFUSAL_CODES: dict[str, str] = {   # keyed by the packet's type text
     PacketType.SHORT_DATA: "-1", PacketType.DATA: "-1", PacketType.BLACK_BOX: "0",
     PacketType.MESSAGE: "0",
 }
@@ -430,52 +431,42 @@ def split_crc(body: str, expected_fields: int) -> tuple[str, str, str | None]:
     return body, body, None
 
 
-class WialonSession:
-    """One connection's decoder: framer, logged-in id and protocol version.
+class WialonSession(StreamSession):
+    """One connection's decoder: framer, logged-in id and protocol version
+    (see StreamSession)."""
 
-    After `receive_data` raised ProtocolError the offending bytes are gone;
-    call `receive_data(b"", now)` to continue with the bytes after them.
-    """
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         options = dict(options or {})
         self.lenient = option_flag(options.get("lenient", False))
         self.password: str | None = options.get("password")
-        self.unique_id: str | None = None
         self.version = "1.1"
-        self._stream = StreamDecoder(Framer(), self.decode_frame)
+        super().__init__()
 
     # -- transport ---------------------------------------------------------
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order; a
-        bad frame after good ones is reported by the next call."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer()
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """UDP: one datagram of whole packets; the last may lack its "\\r\\n"."""
-        # Not the shared decode_datagram: a missing last line end is supplied, not an error.
-        framer = Framer()
-        framer.feed(data)
-        raws = framer.frames()
-        if framer.remainder().strip():
-            framer.feed(EOL)
-            raws += framer.frames()
-        return [self.decode_frame(raw, now) for raw in raws]
+        """UDP: one datagram of whole packets; the last may lack its "\\r\\n"
+        (it is supplied, not an error)."""
+        return self._decode_datagram_closing(data, now, EOL)
 
-    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+    def _decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one packet (its "\\r\\n" may be present or absent)."""
-        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         packet = parse_packet(frame)
         if packet.version is not None:
             self.version = packet.version
         handler = self._HANDLERS.get(packet.type)
         if handler is None:
-            return Frame(messages=(), raw=bytes(frame))
+            return Frame(messages=(), raw=frame)
         messages, reply = handler(self, packet, now)
         refusal = _answer(packet.type, REFUSAL_CODES[packet.type]) \
             if messages and packet.type in REFUSAL_CODES else b""
-        return Frame(messages=tuple(messages), reply=reply, raw=bytes(frame), refusal=refusal)
+        return Frame(messages=tuple(messages), reply=reply, raw=frame, refusal=refusal)
 
     # -- packet handlers: (messages, reply) --------------------------------
 
@@ -543,7 +534,8 @@ class WialonSession:
                 return [], _answer("M", "01")
         return [CommandResult(text, unique_id=packet.unique_id)], _answer("M", "1")
 
-    _HANDLERS = {
+    _HANDLERS: dict[str, Callable[[WialonSession, Packet, dt.datetime],
+                                   tuple[list[Message], bytes]]] = {
         PacketType.LOGIN: _login,
         PacketType.SHORT_DATA: _data,
         PacketType.DATA: _data,
@@ -575,102 +567,8 @@ CODEC = CodecSpec(
     command_types=frozenset({"custom"}), session_factory=WialonSession)
 
 
-# --------------------------------------------------------------------------
-# Device side (simulator and tests; the server never calls these)
-# --------------------------------------------------------------------------
-
-def _encode_coordinate(value: float, degree_digits: int) -> str:
-    """Signed degrees -> "ddmm.mmmmmm" (6 decimals of minutes)."""
-    total = round(abs(value) * 60 * 1_000_000)
-    degrees, minutes = divmod(total, 60 * 1_000_000)
-    return f"{degrees:0{degree_digits}d}{minutes // 1_000_000:02d}.{minutes % 1_000_000:06d}"
-
-
-def _with_crc(body: str) -> str:
-    return body + crc_text(body)
-
-
-def device_login(imei: str, password: str = "NA") -> bytes:
-    """DEVICE side: a 2.0 login with its CRC."""
-    return f"#L#{_with_crc(f'2.0;{imei};{password};')}".encode() + EOL
-
-
-def device_params(alarm: str | None) -> str:
-    """The params field carrying a Traccar alarm value ("NA" without one)."""
-    if alarm is None:
-        return "NA"
-    if alarm == "sos":
-        return "SOS:1:1"
-    if not re.fullmatch(r"[A-Za-z0-9]{1,32}", alarm):
-        raise ValueError(f"unsupported Wialon alarm {alarm!r}")
-    return f"alarm:3:{alarm}"
-
-
-def device_data(report: DeviceReport) -> bytes:
-    """DEVICE side: a 2.0 #D# packet with its CRC (8 satellites when valid, 0
-    otherwise; speed in km/h with three decimals)."""
-    when = report.fix_time.astimezone(dt.UTC)
-    fields = [
-        when.strftime("%d%m%y"), when.strftime("%H%M%S"),
-        _encode_coordinate(report.latitude, 2), "N" if report.latitude >= 0 else "S",
-        _encode_coordinate(report.longitude, 3), "E" if report.longitude >= 0 else "W",
-        f"{report.speed_kn * KMH_PER_KNOT:.3f}", f"{report.course_deg % 360:.2f}", "NA",
-        "8" if report.valid else "0", "NA", "NA", "NA", "NA", "NA", device_params(report.alarm),
-    ]
-    return f"#D#{_with_crc(';'.join(fields) + ';')}".encode() + EOL
-
-
-def device_ping() -> bytes:
-    """DEVICE side: ping (heartbeat)."""
-    return b"#P#" + EOL
-
-
-_SUCCESS = re.compile(rb"#A(?:L|SD|D|P|M)#1?|#AB#\d+")
-
-
-class DeviceAckReader:
-    """DEVICE side, as `protocols.base.AckReader`: one None per successful
-    answer line (#AL#1, #ASD#1, #AD#1, #AB#n, #AP#, #AM#1); error answers and
-    other lines (a #M# from the server) yield nothing."""
-
-    def __init__(self) -> None:
-        self._framer = Framer()
-
-    def receive_data(self, data: bytes) -> list[int | None]:
-        self._framer.feed(data)
-        return [None for line in self._framer.frames()
-                if _SUCCESS.fullmatch(line.rstrip(b"\r\n"))]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class WialonDevice:
-    """DEVICE side of Wialon IPS 2.0 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
-
-    transport: str = "tcp"
-    acks_login: bool = True
-    acks_reports: bool = True
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return device_login(unique_id)
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        return device_data(report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return device_ping()
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = WialonDevice()
-
-
 __all__ = [
-    "CODEC", "DATA_FIELDS", "DEFAULT_LISTEN", "DEVICE", "EOL", "MAX_FRAME_BYTES", "NAME",
-    "REFUSAL_CODES", "SHORT_FIELDS",
-    "DeviceAckReader", "FieldError", "Framer", "Packet", "PacketType", "WialonDevice",
-    "WialonSession", "crc16", "crc_matches", "crc_text", "decode_record",
-    "device_data", "device_login", "device_params", "device_ping", "message_packet",
-    "parse_packet", "split_crc",
+    "CODEC", "DATA_FIELDS", "DEFAULT_LISTEN", "EOL", "MAX_FRAME_BYTES", "NAME", "REFUSAL_CODES",
+    "SHORT_FIELDS", "FieldError", "Framer", "Packet", "PacketType", "WialonSession", "crc16",
+    "crc_matches", "crc_text", "decode_record", "message_packet", "parse_packet", "split_crc"
 ]

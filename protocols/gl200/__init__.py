@@ -39,10 +39,9 @@ true for accuracy 0 (last known position) except in GTCAN and binary
 reports.
 
 Replies and commands: see `session`; the device side for the simulator:
-see `device`.
+see `protocols.devices.gl200`.
 """
 
-from protocols.gl200.device import DEVICE, Gl200Device
 from protocols.gl200.session import CODEC, Gl200Session
 
-__all__ = ["CODEC", "DEVICE", "Gl200Device", "Gl200Session"]
+__all__ = ["CODEC", "Gl200Session"]

@@ -82,9 +82,13 @@ def _imei(raw: bytes) -> str:
 
 def _time(raw: bytes) -> dt.datetime | None:
     """year (2), month, day, hour, minute, second -> aware UTC datetime."""
+    if len(raw) < 4:   # no month and day
+        return None
+    month, day, hour, minute, second = (*raw[2:7], 0, 0, 0)[:5]
     try:
-        return dt.datetime(int.from_bytes(raw[:2], "big"), *raw[2:7], tzinfo=dt.UTC)
-    except (ValueError, TypeError):
+        return dt.datetime(int.from_bytes(raw[:2], "big"), month, day, hour, minute, second,
+                           tzinfo=dt.UTC)
+    except ValueError:
         return None
 
 

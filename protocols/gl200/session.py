@@ -34,15 +34,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from protocols.base import CodecSpec, Command, Frame, ProtocolError, UnsupportedCommand
-from protocols.framing import StreamDecoder, check_frame_size
+from protocols.base import CodecSpec, Command, Frame, Message, ProtocolError, UnsupportedCommand
 from protocols.gl200 import binary
 from protocols.gl200.common import TextMessage, parse_text
 from protocols.gl200.framing import MAX_FRAME_BYTES, Framer, classify
 from protocols.gl200.text import decode_text
+from protocols.session import StreamSession
 from protocols.values import option_flag
 
 NAME = "gl200"
@@ -90,7 +90,7 @@ def text_reply(msg: TextMessage, *, ack: bool) -> bytes:
     return sack(msg.count) if ack else b""
 
 
-class Gl200Session:
+class Gl200Session(StreamSession):
     """One connection (or one UDP peer): framer, device id, options.
 
     After `receive_data` raised ProtocolError the offending frame is gone;
@@ -98,19 +98,20 @@ class Gl200Session:
     bad frame follows good ones in the same call, the good frames are
     returned and the error is raised by the next call."""
 
+    name = NAME
+    max_frame_bytes = MAX_FRAME_BYTES
+
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = Options.from_mapping(options)
-        self.unique_id: str | None = None
-        self._stream = StreamDecoder(Framer(), self.decode_frame)
+        super().__init__()
 
-    def receive_data(self, data: bytes, now: dt.datetime) -> list[Frame]:
-        """TCP: buffer `data`, return the frames it completed, in order."""
-        return self._stream.receive(data, now)
+    def new_framer(self, *, datagram: bool = False) -> Framer:
+        return Framer()
 
     def receive_datagram(self, data: bytes, now: dt.datetime) -> list[Frame]:
         """UDP: one datagram of whole frames (the last text frame may lack its "$")."""
         # not framing.decode_datagram: a trailing text frame without "$" is flushed, not an error
-        framer = Framer()
+        framer = self.new_framer(datagram=True)
         framer.feed(data)
         frames = [self.decode_frame(raw, now) for raw in framer.frames()]
         if framer.buffered:
@@ -120,11 +121,10 @@ class Gl200Session:
             frames.append(self.decode_frame(last, now))
         return frames
 
-    def decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
+    def _decode_frame(self, frame: bytes, now: dt.datetime) -> Frame:
         """Decode one whole frame (text with or without its "$", or binary)."""
-        frame = bytes(frame)
-        check_frame_size(NAME, frame, MAX_FRAME_BYTES)
         kind = classify(frame) if frame[:1] == b"+" else "garbage"
+        messages: Sequence[Message]
         if kind == "text":
             msg = parse_text(frame)
             messages = decode_text(msg, now)

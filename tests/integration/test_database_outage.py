@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from protocols import gt06
+from protocols.devices import gt06 as gt06_device
 from tests.integration.test_end_to_end import FIRST_IMEI, register
 from tests.pgcluster import PgCluster, PgUnavailable
 from tests.serverproc import ServerProcess, stored_counts
@@ -36,12 +36,12 @@ def test_nothing_is_acked_while_the_database_is_down_and_ingest_resumes(cluster,
     server.start()
     try:
         device = socket.create_connection(("127.0.0.1", server.device_port), timeout=5)
-        device.sendall(gt06.device_login(str(FIRST_IMEI), 1))
-        assert gt06.parse_ack(device.recv(64))[1] == 1
+        device.sendall(gt06_device.device_login(str(FIRST_IMEI), 1))
+        assert gt06_device.parse_ack(device.recv(64))[1] == 1
 
         cluster.pause()
         fix_time = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        device.sendall(gt06.device_location(2, fix_time, 10.0, 20.0, 30.0, 40.0))
+        device.sendall(gt06_device.device_location(2, fix_time, 10.0, 20.0, 30.0, 40.0))
         device.settimeout(3)
         with pytest.raises(TimeoutError):
             device.recv(64)            # no ack while the data is not durable
@@ -49,7 +49,7 @@ def test_nothing_is_acked_while_the_database_is_down_and_ingest_resumes(cluster,
 
         cluster.resume()
         device.settimeout(30)          # the writer retries with backoff up to 10 s
-        assert gt06.parse_ack(device.recv(64))[1] == 2
+        assert gt06_device.parse_ack(device.recv(64))[1] == 2
         device.close()
     finally:
         server.stop()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from protocols import gt06
+from protocols.devices import gt06 as gt06_device
 from tests.serverproc import ServerProcess, acked_records, stored_counts
 from tracker.storage import open_store
 
@@ -80,12 +80,12 @@ def test_a_position_is_visible_in_the_api_within_two_seconds(server, database_ur
     server.start()
     imei = str(FIRST_IMEI)
     with socket.create_connection(("127.0.0.1", server.device_port), timeout=5) as device:
-        device.sendall(gt06.device_login(imei, 1))
-        assert gt06.parse_ack(device.recv(64))[1] == 1
+        device.sendall(gt06_device.device_login(imei, 1))
+        assert gt06_device.parse_ack(device.recv(64))[1] == 1
         fix_time = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        device.sendall(gt06.device_location(2, fix_time, 52.52, 13.405, 36.0, 90.0))
+        device.sendall(gt06_device.device_location(2, fix_time, 52.52, 13.405, 36.0, 90.0))
         sent = time.monotonic()
-        assert gt06.parse_ack(device.recv(64))[1] == 2
+        assert gt06_device.parse_ack(device.recv(64))[1] == 2
         while True:
             latest = server.api("/api/positions", EMAIL, PASSWORD)
             if latest and dt.datetime.fromisoformat(latest[0]["fixTime"]) == fix_time:
@@ -120,9 +120,9 @@ def test_garbage_oversize_and_bad_crc_drop_only_that_connection(server, database
     register(database_url, 2)
     server.start()
     good = socket.create_connection(("127.0.0.1", server.device_port), timeout=5)
-    good.sendall(gt06.device_login(str(FIRST_IMEI), 1))
-    assert gt06.parse_ack(good.recv(64))[1] == 1
-    login = gt06.device_login(str(FIRST_IMEI + 1), 1)
+    good.sendall(gt06_device.device_login(str(FIRST_IMEI), 1))
+    assert gt06_device.parse_ack(good.recv(64))[1] == 1
+    login = gt06_device.device_login(str(FIRST_IMEI + 1), 1)
     bad_crc = login[:-4] + bytes([login[-4] ^ 0xFF]) + login[-3:]
     oversized = b"\x79\x79\xff\xff" + b"\x00" * 70_000
     for payload in (b"\xde\xad\xbe\xef" * 600, oversized, bad_crc):
@@ -134,8 +134,8 @@ def test_garbage_oversize_and_bad_crc_drop_only_that_connection(server, database
             except ConnectionResetError:
                 pass   # closed with unread data: also a drop
     fix_time = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    good.sendall(gt06.device_location(2, fix_time, 1.0, 2.0, 10.0, 0.0))
-    assert gt06.parse_ack(good.recv(64))[1] == 2, "a good device was affected"
+    good.sendall(gt06_device.device_location(2, fix_time, 1.0, 2.0, 10.0, 0.0))
+    assert gt06_device.parse_ack(good.recv(64))[1] == 2, "a good device was affected"
     good.close()
     assert server.alive()
     log = server.log()
@@ -148,15 +148,15 @@ def test_a_command_reaches_the_device_and_its_answer_is_recorded(server, databas
     server.start()
     imei = str(FIRST_IMEI)
     with socket.create_connection(("127.0.0.1", server.device_port), timeout=5) as device:
-        device.sendall(gt06.device_login(imei, 1))
-        assert gt06.parse_ack(device.recv(64))[1] == 1
+        device.sendall(gt06_device.device_login(imei, 1))
+        assert gt06_device.parse_ack(device.recv(64))[1] == 1
         device_id = server.api("/api/devices", EMAIL, PASSWORD)[0]["id"]
         status, command = server.api("/api/commands/send", EMAIL, PASSWORD,
                                      body={"deviceId": device_id, "type": "engineStop"})
         assert (status, command["status"]) == (200, "sent")
         frame = device.recv(256)
         assert frame[3] == 0x80 and b"RELAY,1#" in frame
-        device.sendall(gt06.device_command_response(2, "RELAY:OK"))
+        device.sendall(gt06_device.device_command_response(2, "RELAY:OK"))
         deadline = time.monotonic() + 5
         while (log := server.api(f"/api/commands/log?deviceId={device_id}", EMAIL, PASSWORD)
                )[0]["status"] != "answered":
@@ -178,7 +178,7 @@ def test_an_offline_devices_command_waits_for_its_next_connection(server, databa
                                  body={"deviceId": device_id, "type": "rebootDevice"})
     assert (status, command["status"]) == (202, "queued")
     with socket.create_connection(("127.0.0.1", server.device_port), timeout=5) as device:
-        device.sendall(gt06.device_login(str(FIRST_IMEI), 1))
+        device.sendall(gt06_device.device_login(str(FIRST_IMEI), 1))
         received = b""
         while b"RESET#" not in received:
             chunk = device.recv(256)

@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from protocols import gt06
+from protocols.devices import gt06 as gt06_device
 from tests.serverproc import ServerProcess
 from tracker.storage import open_store
 
@@ -56,11 +56,11 @@ def test_a_nul_request_is_quarantined_and_the_next_device_is_acked_within_a_seco
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with socket.create_connection(("127.0.0.1", server.ports["gt06"]), timeout=5) as sock:
-        reader = gt06.DeviceAckReader()
-        sock.sendall(gt06.device_login(VAN, 1))
+        reader = gt06_device.DeviceAckReader()
+        sock.sendall(gt06_device.device_login(VAN, 1))
         _read_acks(sock, reader, 1)
         started = time.monotonic()
-        sock.sendall(gt06.device_location(2, now, 52.5, 13.4, 30.0, 90.0))
+        sock.sendall(gt06_device.device_location(2, now, 52.5, 13.4, 30.0, 90.0))
         assert _read_acks(sock, reader, 1) == [2]
         assert time.monotonic() - started < 1.0, "the position was not acked within 1 s"
 

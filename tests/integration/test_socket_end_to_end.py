@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from pytraccar import ApiClient
 
-from protocols import gt06
+from protocols.devices import gt06 as gt06_device
 from tests.serverproc import ServerProcess
 from tracker.storage import open_store
 
@@ -45,11 +45,11 @@ def server(tmp_path, database_url):
 
 def send_position(port: int, fix_time: dt.datetime) -> None:
     """A GT06 login and one location, waiting for both acks (so it is stored)."""
-    reader = gt06.DeviceAckReader()
+    reader = gt06_device.DeviceAckReader()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         acks: list = []
-        sock.sendall(gt06.device_login(IMEI, 1))
-        sock.sendall(gt06.device_location(2, fix_time, LAT, LON, 40.0, 90.0))
+        sock.sendall(gt06_device.device_login(IMEI, 1))
+        sock.sendall(gt06_device.device_location(2, fix_time, LAT, LON, 40.0, 90.0))
         while len(acks) < 2:
             data = sock.recv(4096)
             assert data, "the server closed the device connection"

@@ -12,7 +12,8 @@ import urllib.request
 
 import pytest
 
-from protocols import CODECS, gt06
+from protocols import CODECS
+from protocols.devices import gt06 as gt06_device
 from tests.serverproc import ServerProcess
 from tests.tlscerts import make_tls_files
 from tracker.storage import open_store
@@ -94,14 +95,14 @@ def test_a_gt06_device_logs_in_over_tls(server, tls):
     context = client_context(tls)
     with socket.create_connection(("127.0.0.1", server.device_port), timeout=10) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as device:
-            device.sendall(gt06.device_login(IMEI, 1))
-            assert gt06.parse_ack(device.recv(64))[1] == 1
+            device.sendall(gt06_device.device_login(IMEI, 1))
+            assert gt06_device.parse_ack(device.recv(64))[1] == 1
             assert device.version() in ("TLSv1.2", "TLSv1.3")
 
 
 def test_plain_gt06_on_the_ssl_port_gets_no_ack(server):
     with socket.create_connection(("127.0.0.1", server.device_port), timeout=10) as device:
-        device.sendall(gt06.device_login(IMEI, 1))
+        device.sendall(gt06_device.device_login(IMEI, 1))
         try:
             reply = device.recv(64)
         except ConnectionResetError:

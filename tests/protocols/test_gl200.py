@@ -26,7 +26,8 @@ from protocols import (
     gl200,
     replay,
 )
-from protocols.gl200.device import ALARM_REPORTS
+from protocols.devices import gl200 as gl200_device
+from protocols.devices.gl200 import ALARM_REPORTS
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
 IMEI = "864251020186064"
@@ -63,7 +64,7 @@ def positions(frame) -> list[Position]:
 def test_codec_is_registered_with_traccar_port():
     assert CODECS["gl200"] is gl200.CODEC
     assert gl200.CODEC.default_listen == ("tcp:5004", "udp:5004")
-    assert get_device_side("gl200") is gl200.DEVICE
+    assert get_device_side("gl200") is gl200_device.DEVICE
     assert gl200.CODEC.command_types == {"engineStop", "engineResume", "rebootDevice",
                                          "positionSingle", "positionPeriodic", "custom"}
 
@@ -166,7 +167,7 @@ REPORT = DeviceReport(dt.datetime(2024, 5, 1, 10, 11, 12, tzinfo=dt.UTC), -33.12
 
 
 def test_device_side_shape():
-    device = gl200.DEVICE
+    device = gl200_device.DEVICE
     assert (device.transport, device.acks_login, device.acks_reports) == ("tcp", False, True)
     assert device.login(IMEI, 1) == b""
 
@@ -177,7 +178,7 @@ def test_device_report_round_trip(alarm):
     server's SACK gives the device back its serial."""
     report = dataclasses.replace(REPORT, alarm=alarm)
     s = gl200.CODEC.new_session()
-    (frame,) = s.receive_data(gl200.DEVICE.report(IMEI, 0x1A2B, report), NOW)
+    (frame,) = s.receive_data(gl200_device.DEVICE.report(IMEI, 0x1A2B, report), NOW)
     (record,) = positions(frame)
     assert record.fix_time == report.fix_time
     assert abs(record.latitude - report.latitude) < 1e-5
@@ -186,37 +187,37 @@ def test_device_report_round_trip(alarm):
     assert record.course_deg == 271
     assert record.attributes.get("alarm") == alarm
     assert s.unique_id == IMEI
-    assert gl200.DEVICE.ack_reader().receive_data(frame.reply) == [0x1A2B]
+    assert gl200_device.DEVICE.ack_reader().receive_data(frame.reply) == [0x1A2B]
 
 
 def test_device_report_byte_exact():
-    assert gl200.DEVICE.report(IMEI, 5, REPORT) == (
+    assert gl200_device.DEVICE.report(IMEI, 5, REPORT) == (
         b"+RESP:GTFRI,060100,864251020186064,,12000,10,1,1,22.8,271,0.0,151.654321,-33.123456,"
         b"20240501101112,,,,,00,0.0,,,,100,210000,,,,20240501101112,0005$")
 
 
 def test_unknown_alarm_is_refused_by_the_device_builder():
     with pytest.raises(ValueError, match="alarm"):
-        gl200.DEVICE.report(IMEI, 1, dataclasses.replace(REPORT, alarm="fatigue"))
+        gl200_device.DEVICE.report(IMEI, 1, dataclasses.replace(REPORT, alarm="fatigue"))
 
 
 def test_device_heartbeat_round_trip():
-    heartbeat = gl200.DEVICE.heartbeat(IMEI, 7)
+    heartbeat = gl200_device.DEVICE.heartbeat(IMEI, 7)
     assert heartbeat == b"+ACK:GTHBD,060100,864251020186064,,,0007$"
     (frame,) = gl200.CODEC.new_session().receive_data(heartbeat, NOW)
     assert frame.messages == ()
-    assert gl200.DEVICE.ack_reader().receive_data(frame.reply) == [7]
+    assert gl200_device.DEVICE.ack_reader().receive_data(frame.reply) == [7]
 
 
 def test_ack_reader_handles_split_replies_and_skips_commands():
-    reader = gl200.DEVICE.ack_reader()
+    reader = gl200_device.DEVICE.ack_reader()
     assert reader.receive_data(b"+SACK:00") == []
     assert reader.receive_data(b"1F$AT+GTRTO=gl200,1,,,,,,0001$+SACK:GTHBD,060100,0002$") == [0x1F, 2]
 
 
 def test_ack_reader_refuses_endless_replies():
     with pytest.raises(ProtocolError):
-        gl200.DEVICE.ack_reader().receive_data(b"+SACK:" + b"0" * 5000)
+        gl200_device.DEVICE.ack_reader().receive_data(b"+SACK:" + b"0" * 5000)
 
 
 # -- binary reports -----------------------------------------------------------------

@@ -26,6 +26,7 @@ from protocols import (
     gps103,
     replay,
 )
+from protocols.devices import gps103 as gps103_device
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
 IMEI = "359586015829802"
@@ -333,12 +334,12 @@ def test_command_needs_the_device_imei():
 
 # -- device side ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("alarm", [None, *gps103.DEVICE_WORDS])
+@pytest.mark.parametrize("alarm", [None, *gps103_device.DEVICE_WORDS])
 def test_device_report_round_trip(alarm):
     """DEVICE.report decoded by a session gives back time, place, speed, course, alarm."""
     sent = DeviceReport(dt.datetime(2024, 5, 1, 23, 59, 58, tzinfo=dt.UTC), -33.8688197, -151.2092955,
                         speed_kn=12.345, course_deg=271.5, alarm=alarm)
-    position = only_position(decode(gps103.DEVICE.report(IMEI, 1, sent)))
+    position = only_position(decode(gps103_device.DEVICE.report(IMEI, 1, sent)))
     assert position.fix_time == sent.fix_time
     assert position.latitude == pytest.approx(sent.latitude, abs=1e-5)
     assert position.longitude == pytest.approx(sent.longitude, abs=1e-5)
@@ -349,11 +350,11 @@ def test_device_report_round_trip(alarm):
 
 def test_device_report_refuses_unknown_alarms():
     with pytest.raises(ValueError):
-        gps103.DEVICE.report(IMEI, 1, DeviceReport(NOW, 0, 0, alarm="nonsense"))
+        gps103_device.DEVICE.report(IMEI, 1, DeviceReport(NOW, 0, 0, alarm="nonsense"))
 
 
 def test_device_login_and_heartbeat_round_trip_and_acks():
-    device = gps103.DEVICE
+    device = gps103_device.DEVICE
     assert (device.transport, device.acks_login, device.acks_reports) == ("tcp", True, False)
     s = session()
     frames = s.receive_data(device.login(IMEI, 1) + device.heartbeat(IMEI, 2), NOW)
@@ -365,7 +366,7 @@ def test_device_login_and_heartbeat_round_trip_and_acks():
 
 
 def test_ack_reader_skips_commands_between_replies():
-    reader = gps103.DEVICE.ack_reader()
+    reader = gps103_device.DEVICE.ack_reader()
     assert reader.receive_data(b"LOAD**,imei:1,BON") == [None, None]
 
 

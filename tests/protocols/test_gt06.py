@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols import CODECS, CommandResult, Frame, Login, Position, ProtocolError, gt06, replay
+from protocols.devices import gt06 as gt06_device
 from protocols.records import position_record
 from tests.protocols.gt06_captures import LOCATION, LOGIN, LONG_INFO, crc_x25
 
@@ -106,18 +107,18 @@ def test_gps_lbs_location():
 
 
 def test_speed_arrives_in_kmh_and_leaves_in_knots():
-    frame = gt06.device_location(5, NOW, 10.0, 20.0, speed_kmh=100, course_deg=90)
+    frame = gt06_device.device_location(5, NOW, 10.0, 20.0, speed_kmh=100, course_deg=90)
     assert only_position(decode(frame)).speed_kn == pytest.approx(100 / 1.852)
 
 
 def test_south_and_west_come_from_the_course_status_word():
-    frame = gt06.device_location(5, NOW, -33.5, -70.25, speed_kmh=0, course_deg=359)
+    frame = gt06_device.device_location(5, NOW, -33.5, -70.25, speed_kmh=0, course_deg=359)
     p = only_position(decode(frame))
     assert (round(p.latitude, 6), round(p.longitude, 6), p.course_deg) == (-33.5, -70.25, 359.0)
 
 
 def test_invalid_fix_is_flagged_not_dropped():
-    frame = gt06.device_location(5, NOW, 1.0, 2.0, speed_kmh=0, course_deg=0, valid=False)
+    frame = gt06_device.device_location(5, NOW, 1.0, 2.0, speed_kmh=0, course_deg=0, valid=False)
     assert only_position(decode(frame)).valid is False
 
 
@@ -163,17 +164,17 @@ def test_sos_alarm_with_its_ack():
 @pytest.mark.parametrize("alarm", ["sos", "powerCut", "vibration", "lowBattery", "removing",
                                    "overspeed", "tampering"])
 def test_device_alarm_round_trip(alarm):
-    frame = gt06.device_alarm(9, NOW, 52.5, 13.4, speed_kmh=36, course_deg=10, alarm=alarm)
+    frame = gt06_device.device_alarm(9, NOW, 52.5, 13.4, speed_kmh=36, course_deg=10, alarm=alarm)
     decoded = decode(frame)
     p = only_position(decoded)
     assert p.attributes["alarm"] == alarm
     assert (round(p.latitude, 5), round(p.longitude, 5)) == (52.5, 13.4)
-    assert gt06.parse_ack(decoded.reply) == (0x16, 9)
+    assert gt06_device.parse_ack(decoded.reply) == (0x16, 9)
 
 
 def test_unknown_alarm_name_is_refused_by_the_builder():
     with pytest.raises(ValueError):
-        gt06.device_alarm(1, NOW, 0, 0, speed_kmh=0, course_deg=0, alarm="geofenceEnter")
+        gt06_device.device_alarm(1, NOW, 0, 0, speed_kmh=0, course_deg=0, alarm="geofenceEnter")
 
 
 # -- other packet kinds ----------------------------------------------------------
@@ -197,7 +198,7 @@ def test_time_request_is_answered_with_utc_time():
     assert frame.messages == ()
     body = bytes.fromhex("0b8a") + bytes([24, 5, 1, 12, 30, 45]) + bytes.fromhex("0006")
     assert frame.reply == expected_reply(body)
-    assert gt06.parse_ack(frame.reply) == (0x8A, 6)
+    assert gt06_device.parse_ack(frame.reply) == (0x8A, 6)
 
 
 def test_command_reply_text():
@@ -271,16 +272,16 @@ def test_any_content_under_a_valid_envelope_decodes_or_is_a_protocol_error(
 # -- device side builders ----------------------------------------------------------
 
 def test_device_login_round_trip():
-    frame = gt06.device_login("359710049095095", 1)
+    frame = gt06_device.device_login("359710049095095", 1)
     assert frame[:4] == b"\x78\x78\x0d\x01" and frame[4:12] == bytes.fromhex("0359710049095095")
     s = gt06.CODEC.new_session()
     assert s.decode_frame(frame, NOW).messages == (Login("359710049095095"),)
-    assert gt06.parse_ack(s.decode_frame(frame, NOW).reply) == (0x01, 1)
+    assert gt06_device.parse_ack(s.decode_frame(frame, NOW).reply) == (0x01, 1)
 
 
 def test_device_location_round_trip():
     fix = dt.datetime(2024, 2, 29, 23, 59, 58, tzinfo=dt.UTC)
-    frame = gt06.device_location(300, fix, 48.85, 2.35, 50.0, 180.0, satellites=11)
+    frame = gt06_device.device_location(300, fix, 48.85, 2.35, 50.0, 180.0, satellites=11)
     p = only_position(decode(frame))
     assert p.fix_time == fix and p.valid
     assert (round(p.latitude, 6), round(p.longitude, 6)) == (48.85, 2.35)
@@ -290,16 +291,16 @@ def test_device_location_round_trip():
 
 @pytest.mark.parametrize("ignition", [False, True])
 def test_device_heartbeat_round_trip(ignition):
-    frame = gt06.device_heartbeat(77, battery_level=3, gsm_signal=2, ignition=ignition)
+    frame = gt06_device.device_heartbeat(77, battery_level=3, gsm_signal=2, ignition=ignition)
     decoded = decode(frame)
     attrs = only_position(decoded).attributes
     assert (attrs["batteryLevel"], attrs["rssi"], attrs["ignition"]) == (50, 2, ignition)
-    assert gt06.parse_ack(decoded.reply) == (0x13, 77)
+    assert gt06_device.parse_ack(decoded.reply) == (0x13, 77)
 
 
 def test_parse_ack_rejects_garbage():
     with pytest.raises(ProtocolError):
-        gt06.parse_ack(b"\x78\x78\x05\x01\x00\x01\x00\x00\r\n")
+        gt06_device.parse_ack(b"\x78\x78\x05\x01\x00\x01\x00\x00\r\n")
 
 
 def test_command_frame_is_well_formed():

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols import Login, Position, ProtocolError, gt06
+from protocols.devices import gt06 as gt06_device
 from tests.protocols.gt06_captures import LOCATION, LOGIN, LONG_INFO, crc_x25
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -157,7 +158,7 @@ def test_split_frames_keeps_the_partial_tail():
 
 
 def test_ack_reader_splits_server_replies():
-    reader = gt06.AckReader()
+    reader = gt06_device.AckReader()
     ack = gt06.ack_frame(0x13, 0x0102)
     assert reader.receive_data(ack[:4]) == []
     assert reader.receive_data(ack[4:] + ack) == [ack, ack]
@@ -208,5 +209,5 @@ def test_garbage_count_restarts_after_each_good_frame():
     framer = gt06.Framer()
     chunk = b"\x00" * (gt06.MAX_FRAME_BYTES - 10)
     for serial in range(1, 4):
-        framer.feed(chunk + gt06.device_login("123456789012345", serial))
+        framer.feed(chunk + gt06_device.device_login("123456789012345", serial))
         assert len(framer.frames()) == 1

@@ -26,6 +26,7 @@ from protocols import (
     h02,
     replay,
 )
+from protocols.devices import h02 as h02_device
 from protocols.records import position_record
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
@@ -370,7 +371,7 @@ def test_command_before_the_device_is_known():
 def test_device_report_round_trip(alarm):
     report = DeviceReport(utc(2024, 2, 29, 23, 59, 58), -33.123456, -70.654321, 12.34, 271.0,
                           True, alarm)
-    frame = h02.DEVICE.report("860000000000001", 7, report)
+    frame = h02_device.DEVICE.report("860000000000001", 7, report)
     p = only_position(decode(frame))
     assert p.fix_time == report.fix_time and p.valid
     assert p.latitude == pytest.approx(report.latitude, abs=1e-5)
@@ -383,17 +384,17 @@ def test_device_report_round_trip(alarm):
 def test_device_refuses_alarms_it_cannot_encode():
     report = DeviceReport(NOW, 1.0, 2.0, alarm="geofenceEnter")
     with pytest.raises(ValueError):
-        h02.DEVICE.report("1", 1, report)
+        h02_device.DEVICE.report("1", 1, report)
 
 
 def test_device_login_and_heartbeat():
-    assert h02.DEVICE.login("123", 1) == b"" and not h02.DEVICE.acks_login
-    assert not h02.DEVICE.acks_reports
-    assert decode(h02.DEVICE.heartbeat("123", 2)).messages == ()
+    assert h02_device.DEVICE.login("123", 1) == b"" and not h02_device.DEVICE.acks_login
+    assert not h02_device.DEVICE.acks_reports
+    assert decode(h02_device.DEVICE.heartbeat("123", 2)).messages == ()
 
 
 def test_ack_reader_reads_confirmations_and_ignores_commands():
-    reader = h02.DEVICE.ack_reader()
+    reader = h02_device.DEVICE.ack_reader()
     reply = decode(V1, ack=True).reply
     command = identified().encode_command(Command("engineStop"), NOW)
     assert reader.receive_data(command + reply[:7]) == []

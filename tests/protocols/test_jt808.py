@@ -30,6 +30,7 @@ from protocols import (
     jt808,
     replay,
 )
+from protocols.devices import jt808 as jt808_device
 from protocols.records import position_record
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
@@ -113,7 +114,7 @@ def test_codec_is_registered_with_traccar_port():
     assert jt808.CODEC.default_listen == ("tcp:5015", "udp:5015")
     assert jt808.CODEC.command_types == {"custom", "rebootDevice", "engineStop", "engineResume",
                                          "positionSingle", "positionPeriodic"}
-    assert get_device_side("jt808") is jt808.DEVICE
+    assert get_device_side("jt808") is jt808_device.DEVICE
 
 
 def test_message_ids_are_unique_int_enums():
@@ -437,9 +438,9 @@ IMEI = "866496077582164"
 @pytest.mark.parametrize("unique_id", [IMEI, "014450376202"])
 def test_device_login_is_acked_with_a_token(unique_id):
     s = session()
-    frame = s.receive_data(jt808.DEVICE.login(unique_id, 41), NOW)[0]
+    frame = s.receive_data(jt808_device.DEVICE.login(unique_id, 41), NOW)[0]
     assert frame.messages == (Login(unique_id),) and s.unique_id == unique_id
-    assert jt808.DEVICE.ack_reader().receive_data(frame.reply) == [41]
+    assert jt808_device.DEVICE.ack_reader().receive_data(frame.reply) == [41]
 
 
 @pytest.mark.parametrize("alarm", [None, "sos", "overspeed", "powerOff", "lowBattery", "tampering"])
@@ -449,37 +450,37 @@ def test_device_report_round_trip(alarm):
     fix = dt.datetime(2024, 2, 29, 23, 59, 58, tzinfo=dt.UTC)
     report = DeviceReport(fix, -33.8688, -151.2093, speed_kn=27.3, course_deg=359.4, alarm=alarm)
     s = session()
-    frame = s.receive_data(jt808.DEVICE.report(IMEI, 70000 % 65536, report), NOW)[0]
+    frame = s.receive_data(jt808_device.DEVICE.report(IMEI, 70000 % 65536, report), NOW)[0]
     p = only_position(frame)
     assert p.fix_time == fix and p.valid and p.unique_id == IMEI
     assert p.latitude == pytest.approx(-33.8688, abs=1e-6)
     assert p.longitude == pytest.approx(-151.2093, abs=1e-6)
     assert p.speed_kn == pytest.approx(27.3, abs=0.03) and p.course_deg == 359.0
     assert p.attributes.get("alarm") == alarm
-    assert jt808.DEVICE.ack_reader().receive_data(frame.reply) == [70000 % 65536]
+    assert jt808_device.DEVICE.ack_reader().receive_data(frame.reply) == [70000 % 65536]
 
 
 def test_device_invalid_fix_round_trip():
     report = DeviceReport(NOW, 1.0, 2.0, valid=False)
-    assert only_position(decode(jt808.DEVICE.report("014450376202", 1, report))).valid is False
+    assert only_position(decode(jt808_device.DEVICE.report("014450376202", 1, report))).valid is False
 
 
 def test_device_refuses_an_unknown_alarm():
     with pytest.raises(ValueError):
-        jt808.DEVICE.report(IMEI, 1, DeviceReport(NOW, 1.0, 2.0, alarm="geofenceEnter"))
+        jt808_device.DEVICE.report(IMEI, 1, DeviceReport(NOW, 1.0, 2.0, alarm="geofenceEnter"))
 
 
 def test_device_heartbeat_is_acked():
-    frame = decode(jt808.DEVICE.heartbeat(IMEI, 513))
+    frame = decode(jt808_device.DEVICE.heartbeat(IMEI, 513))
     assert frame.messages == ()
-    assert jt808.DEVICE.ack_reader().receive_data(frame.reply) == [513]
+    assert jt808_device.DEVICE.ack_reader().receive_data(frame.reply) == [513]
 
 
 def test_ack_reader_splits_replies_and_ignores_commands():
     s = _connected()
     ack = s.decode_frame(LOCATION, NOW).reply
     command = s.encode_command(Command("positionSingle", id=3), NOW)
-    reader = jt808.DEVICE.ack_reader()
+    reader = jt808_device.DEVICE.ack_reader()
     assert reader.receive_data(ack[:5]) == []
     assert reader.receive_data(ack[5:] + command + ack) == [0x19, 0x19]
 
@@ -487,7 +488,7 @@ def test_ack_reader_splits_replies_and_ignores_commands():
 def test_ack_reader_rejects_a_damaged_reply():
     ack = _connected().decode_frame(LOCATION, NOW).reply
     with pytest.raises(ProtocolError):
-        jt808.DEVICE.ack_reader().receive_data(ack[:-2] + bytes([ack[-2] ^ 1]) + b"\x7e")
+        jt808_device.DEVICE.ack_reader().receive_data(ack[:-2] + bytes([ack[-2] ^ 1]) + b"\x7e")
 
 
 # -- records and replay ------------------------------------------------------------------

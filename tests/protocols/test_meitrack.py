@@ -26,6 +26,7 @@ from protocols import (
     get_device_side,
     meitrack,
 )
+from protocols.devices import meitrack as meitrack_device
 from tests.protocols.test_meitrack_framing import BINARY, COMPRESSED, REPORT, sum_checksum
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
@@ -62,7 +63,7 @@ def report(fields: str) -> Position:
 def test_codec_is_registered_on_traccars_port():
     assert CODECS["meitrack"] is meitrack.CODEC
     assert meitrack.CODEC.default_listen == ("tcp:5020", "udp:5020")
-    assert get_device_side("meitrack") is meitrack.DEVICE
+    assert get_device_side("meitrack") is meitrack_device.DEVICE
 
 
 # -- AAA text reports -------------------------------------------------------------------
@@ -319,7 +320,7 @@ def test_device_report_round_trip(alarm):
     """Time, place (1e-5 deg), speed and course come back; the alarm as attributes["alarm"]."""
     sent = DeviceReport(dt.datetime(2024, 5, 1, 10, 0, 5, tzinfo=dt.UTC), 52.5200066, -13.404954,
                         speed_kn=31.7, course_deg=88.0, alarm=alarm)
-    frame = meitrack.CODEC.new_session().decode_frame(meitrack.DEVICE.report(IMEI, 7, sent), NOW)
+    frame = meitrack.CODEC.new_session().decode_frame(meitrack_device.DEVICE.report(IMEI, 7, sent), NOW)
     p = only_position(frame)
     assert p.fix_time == sent.fix_time and p.valid
     assert p.latitude == pytest.approx(sent.latitude, abs=1e-5)
@@ -331,18 +332,18 @@ def test_device_report_round_trip(alarm):
 
 
 def test_device_side_has_no_login_no_heartbeat_and_no_report_acks():
-    device = meitrack.DEVICE
+    device = meitrack_device.DEVICE
     assert (device.transport, device.acks_login, device.acks_reports) == ("tcp", False, False)
     assert device.login(IMEI, 1) == b"" and device.heartbeat(IMEI, 2) == b""
 
 
 def test_device_refuses_an_alarm_it_cannot_carry():
     with pytest.raises(ValueError, match="unsupported meitrack alarm"):
-        meitrack.DEVICE.report(IMEI, 1, DeviceReport(NOW, 0.0, 0.0, alarm="vibration"))
+        meitrack_device.DEVICE.report(IMEI, 1, DeviceReport(NOW, 0.0, 0.0, alarm="vibration"))
 
 
 def test_ack_reader_counts_ccc_confirmations_only():
-    reader = meitrack.DEVICE.ack_reader()
+    reader = meitrack_device.DEVICE.ack_reader()
     confirmation = decode(COMPRESSED).reply
     command = connected_session().encode_command(Command("positionSingle"), NOW)
     assert reader.receive_data(command + confirmation[:9]) == []

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from protocols import CODECS, Command, DeviceReport, HttpRequest, Position, ProtocolError, osmand
 from protocols.base import UnsupportedCommand
+from protocols.devices import osmand as osmand_device
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
 KNOTS_PER_MPS = 3600 / 1852
@@ -253,10 +254,10 @@ def test_bad_requests_are_protocol_errors(request_):
 # --------------------------------------------------------------------------
 
 def test_device_side_shape():
-    assert osmand.DEVICE.transport == "http"
-    assert (osmand.DEVICE.acks_login, osmand.DEVICE.acks_reports) == (False, True)
-    assert osmand.DEVICE.login("1", 0) == b"" and osmand.DEVICE.heartbeat("1", 0) == b""
-    assert osmand.DEVICE.ack_reader().receive_data(b"HTTP/1.1 200 OK\r\n\r\n") == []
+    assert osmand_device.DEVICE.transport == "http"
+    assert (osmand_device.DEVICE.acks_login, osmand_device.DEVICE.acks_reports) == (False, True)
+    assert osmand_device.DEVICE.login("1", 0) == b"" and osmand_device.DEVICE.heartbeat("1", 0) == b""
+    assert osmand_device.DEVICE.ack_reader().receive_data(b"HTTP/1.1 200 OK\r\n\r\n") == []
 
 
 @pytest.mark.parametrize("alarm", [None, "sos", "powerCut"])
@@ -264,7 +265,7 @@ def test_device_report_round_trip(alarm):
     report = DeviceReport(fix_time=dt.datetime(2024, 5, 1, 12, 30, 45, 250000, tzinfo=dt.UTC),
                           latitude=-33.8688123, longitude=151.2092987, speed_kn=21.4, course_deg=359.5,
                           alarm=alarm)
-    request = osmand.DEVICE.report("phone-7", 3, report)
+    request = osmand_device.DEVICE.report("phone-7", 3, report)
     assert request.method == "GET" and request.url.startswith("/?id=phone-7&")
     p = one(request)
     assert p.unique_id == "phone-7" and p.fix_time == report.fix_time and p.valid
@@ -276,7 +277,7 @@ def test_device_report_round_trip(alarm):
 
 
 def test_device_invalid_fix_round_trip():
-    request = osmand.DEVICE.report("1", 0, DeviceReport(NOW, 1.0, 2.0, valid=False))
+    request = osmand_device.DEVICE.report("1", 0, DeviceReport(NOW, 1.0, 2.0, valid=False))
     assert one(request).valid is False
 
 

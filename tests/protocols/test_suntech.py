@@ -15,6 +15,7 @@ import pytest
 
 from protocols import CODECS, Command, CommandResult, DeviceReport, Login, Position, ProtocolError, suntech
 from protocols.base import UnsupportedCommand
+from protocols.devices import suntech as suntech_device
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
 KMH = 1 / 1.852   # knots per km/h
@@ -555,7 +556,7 @@ def test_commands_need_a_known_device():
 # --------------------------------------------------------------------------
 
 def round_trip(report: DeviceReport, serial: int = 7) -> Position:
-    wire = suntech.DEVICE.report("205170303", serial, report)
+    wire = suntech_device.DEVICE.report("205170303", serial, report)
     frames = suntech.CODEC.new_session().receive_data(wire, NOW)
     assert len(frames) == 1 and frames[0].reply == b""
     (p,) = frames[0].messages
@@ -587,25 +588,25 @@ def test_device_alarm_round_trip(alarm):
 
 
 def test_device_sos_is_an_emergency_report():
-    wire = suntech.DEVICE.report("205170303", 1, DeviceReport(NOW, 1.0, 2.0, alarm="sos"))
+    wire = suntech_device.DEVICE.report("205170303", 1, DeviceReport(NOW, 1.0, 2.0, alarm="sos"))
     assert wire.startswith(b"ST300EMG;205170303;") and wire.endswith(b";1\r")
 
 
 def test_device_unknown_alarm_is_refused():
     with pytest.raises(ValueError):
-        suntech.DEVICE.report("205170303", 1, DeviceReport(NOW, 1.0, 2.0, alarm="noSuchAlarm"))
+        suntech_device.DEVICE.report("205170303", 1, DeviceReport(NOW, 1.0, 2.0, alarm="noSuchAlarm"))
 
 
 def test_device_has_no_login_and_a_keep_alive_heartbeat():
-    assert suntech.DEVICE.transport == "tcp"
-    assert (suntech.DEVICE.acks_login, suntech.DEVICE.acks_reports) == (False, False)
-    assert suntech.DEVICE.login("205170303", 0) == b""
-    heartbeat = suntech.DEVICE.heartbeat("205170303", 0)
+    assert suntech_device.DEVICE.transport == "tcp"
+    assert (suntech_device.DEVICE.acks_login, suntech_device.DEVICE.acks_reports) == (False, False)
+    assert suntech_device.DEVICE.login("205170303", 0) == b""
+    heartbeat = suntech_device.DEVICE.heartbeat("205170303", 0)
     assert heartbeat == b"ST300ALV;205170303\r"
     assert suntech.CODEC.new_session().receive_data(heartbeat, NOW)[0].messages == (Login("205170303"),)
 
 
 def test_device_ack_reader_yields_nothing_for_server_lines():
-    reader = suntech.DEVICE.ack_reader()
+    reader = suntech_device.DEVICE.ack_reader()
     assert reader.receive_data(b"ST300CMD;205170303;02;AckEmerg\r") == []
     assert reader.receive_data(b"x" * 10_000) == []

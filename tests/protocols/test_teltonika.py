@@ -31,6 +31,7 @@ from protocols import (
     replay,
     teltonika,
 )
+from protocols.devices import teltonika as teltonika_device
 from protocols.records import position_record
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
@@ -420,8 +421,8 @@ def test_udp_length_must_match_the_datagram():
 
 
 def test_device_udp_builder_round_trip():
-    record = teltonika.device_record(NOW, 1.5, -2.5, speed_kmh=10, course_deg=45)
-    datagram = teltonika.device_udp("490154203237518", 0x0102, 7, [record, record])
+    record = teltonika_device.device_record(NOW, 1.5, -2.5, speed_kmh=10, course_deg=45)
+    datagram = teltonika_device.device_udp("490154203237518", 0x0102, 7, [record, record])
     (frame,) = teltonika.CODEC.new_session().receive_datagram(datagram, NOW)
     assert len(positions(frame)) == 2 and frame.reply == bytes.fromhex("0005010201" "0702")
 
@@ -454,7 +455,7 @@ def test_unsupported_commands_are_refused(command):
 
 
 def test_device_response_decodes_to_the_command_result():
-    frame = decode(teltonika.device_response("DOUT1:1 Timeout:INFINITY"))
+    frame = decode(teltonika_device.device_response("DOUT1:1 Timeout:INFINITY"))
     assert frame.messages[0] == CommandResult("DOUT1:1 Timeout:INFINITY")
 
 
@@ -466,8 +467,8 @@ def test_device_report_round_trip(alarm):
     fix = dt.datetime(2024, 2, 29, 23, 59, 58, 250_000, tzinfo=dt.UTC)
     report = DeviceReport(fix, 48.8566, -2.3522, speed_kn=27.0, course_deg=359.4, alarm=alarm)
     s = teltonika.CODEC.new_session()
-    s.decode_frame(teltonika.DEVICE.login("356307042441013", 1), NOW)
-    frame = s.decode_frame(teltonika.DEVICE.report("356307042441013", 2, report), NOW)
+    s.decode_frame(teltonika_device.DEVICE.login("356307042441013", 1), NOW)
+    frame = s.decode_frame(teltonika_device.DEVICE.report("356307042441013", 2, report), NOW)
     p = only_position(frame)
     assert p.fix_time == fix and p.valid
     assert (p.latitude, p.longitude) == pytest.approx((48.8566, -2.3522), abs=1e-6)
@@ -478,25 +479,25 @@ def test_device_report_round_trip(alarm):
 
 def test_device_report_invalid_fix_and_unknown_alarm():
     invalid = DeviceReport(NOW, 1.0, 2.0, valid=False)
-    assert only_position(decode(teltonika.DEVICE.report("1", 1, invalid))).valid is False
+    assert only_position(decode(teltonika_device.DEVICE.report("1", 1, invalid))).valid is False
     with pytest.raises(ValueError, match="powerCut"):
-        teltonika.DEVICE.report("1", 1, DeviceReport(NOW, 1.0, 2.0, alarm="powerCut"))
+        teltonika_device.DEVICE.report("1", 1, DeviceReport(NOW, 1.0, 2.0, alarm="powerCut"))
 
 
 def test_device_heartbeat_is_an_unanswered_ping():
-    frame = decode(teltonika.DEVICE.heartbeat("1", 1))
+    frame = decode(teltonika_device.DEVICE.heartbeat("1", 1))
     assert frame.messages == () and frame.reply == b""
 
 
 def test_ack_reader_yields_one_token_per_server_reply():
     """0x01 hello accept, 4-byte counts: one None each; a command yields none."""
     s = teltonika.CODEC.new_session()
-    hello = s.decode_frame(teltonika.DEVICE.login("356307042441013", 1), NOW).reply
+    hello = s.decode_frame(teltonika_device.DEVICE.login("356307042441013", 1), NOW).reply
     report = DeviceReport(NOW, 10.0, 20.0)
-    ack = s.decode_frame(teltonika.DEVICE.report("356307042441013", 2, report), NOW).reply
+    ack = s.decode_frame(teltonika_device.DEVICE.report("356307042441013", 2, report), NOW).reply
     command = s.encode_command(Command("rebootDevice"), NOW)
     stream = hello + ack + command + ack
-    reader = teltonika.DEVICE.ack_reader()
+    reader = teltonika_device.DEVICE.ack_reader()
     tokens = [token for i in range(len(stream)) for token in reader.receive_data(stream[i:i + 1])]
     assert tokens == [None, None, None]
     assert reader.commands == [command]
@@ -505,11 +506,12 @@ def test_ack_reader_yields_one_token_per_server_reply():
 def test_ack_reader_refuses_a_damaged_command():
     command = teltonika.command_frame("getgps")
     with pytest.raises(ProtocolError, match="CRC"):
-        teltonika.DEVICE.ack_reader().receive_data(command[:-1] + b"\x00")
+        teltonika_device.DEVICE.ack_reader().receive_data(command[:-1] + b"\x00")
 
 
 def test_device_side_flags():
-    assert (teltonika.DEVICE.transport, teltonika.DEVICE.acks_login, teltonika.DEVICE.acks_reports) == (
+    device = teltonika_device.DEVICE
+    assert (device.transport, device.acks_login, device.acks_reports) == (
         "tcp", True, True)
 
 

@@ -27,6 +27,7 @@ from protocols import (
     replay,
     tk103,
 )
+from protocols.devices import tk103 as tk103_device
 from protocols.records import position_record
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
@@ -317,34 +318,34 @@ def test_device_report_round_trip(alarm):
     report = DeviceReport(utc(2024, 2, 29, 23, 59, 58), -33.123456, -70.654321, 12.34, 271.25,
                           True, alarm)
     s = tk103.CODEC.new_session()
-    login = s.decode_frame(tk103.DEVICE.login("860000000000001", 1), NOW)
+    login = s.decode_frame(tk103_device.DEVICE.login("860000000000001", 1), NOW)
     assert login.messages == (Login("860000000000001"),)
-    frame = s.decode_frame(tk103.DEVICE.report("860000000000001", 2, report), NOW)
+    frame = s.decode_frame(tk103_device.DEVICE.report("860000000000001", 2, report), NOW)
     p = only_position(frame)
     assert p.fix_time == report.fix_time and p.valid and p.unique_id == "860000000000001"
     assert p.latitude == pytest.approx(report.latitude, abs=1e-5)
     assert p.longitude == pytest.approx(report.longitude, abs=1e-5)
     assert p.speed_kn == pytest.approx(12.34, abs=0.05 / 1.852) and p.course_deg == 271.25
     assert p.attributes.get("alarm") == alarm
-    reader = tk103.DEVICE.ack_reader()
+    reader = tk103_device.DEVICE.ack_reader()
     assert reader.receive_data(login.reply) == [None]
     assert reader.receive_data(frame.reply) == ([None] if alarm else [])
 
 
 def test_device_side_flags_and_heartbeat():
-    assert tk103.DEVICE.acks_login and not tk103.DEVICE.acks_reports
-    frame = decode(tk103.DEVICE.heartbeat("860000000000001", 3))
+    assert tk103_device.DEVICE.acks_login and not tk103_device.DEVICE.acks_reports
+    frame = decode(tk103_device.DEVICE.heartbeat("860000000000001", 3))
     assert frame.messages == () and frame.reply == b"(860000000000001AP01HSO)"
 
 
 def test_device_pads_short_ids_and_refuses_unknown_alarms():
-    assert tk103.DEVICE.login("12345", 1) == b"(000000012345BP05000000000012345)"
+    assert tk103_device.DEVICE.login("12345", 1) == b"(000000012345BP05000000000012345)"
     with pytest.raises(ValueError):
-        tk103.DEVICE.report("12345", 1, DeviceReport(NOW, 0.0, 0.0, alarm="tampering"))
+        tk103_device.DEVICE.report("12345", 1, DeviceReport(NOW, 0.0, 0.0, alarm="tampering"))
 
 
 def test_ack_reader_ignores_commands_and_waits_for_whole_replies():
-    reader = tk103.DEVICE.ack_reader()
+    reader = tk103_device.DEVICE.ack_reader()
     assert reader.receive_data(b"(012345678901AV010)(0123456789") == []
     assert reader.receive_data(b"01AP05)") == [None]
 

@@ -23,6 +23,7 @@ from protocols import (
     get_device_side,
     watch,
 )
+from protocols.devices import watch as watch_device
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
 
@@ -46,7 +47,7 @@ def only_position(frame) -> Position:
 def test_codec_is_registered_on_traccars_port():
     assert CODECS["watch"] is watch.CODEC
     assert watch.CODEC.default_listen == ("tcp:5093",)
-    assert get_device_side("watch") is watch.DEVICE
+    assert get_device_side("watch") is watch_device.DEVICE
 
 
 def test_command_types_are_the_servers_types():
@@ -192,7 +193,7 @@ def test_motion_bit_and_fall_down():
 
 
 def test_position_report_is_not_answered():
-    frame = decode(watch.device_position("8800000015", DeviceReport(NOW, 1.0, 2.0)))
+    frame = decode(watch_device.device_position("8800000015", DeviceReport(NOW, 1.0, 2.0)))
     assert frame.reply == b""
 
 
@@ -289,11 +290,11 @@ def test_watch_answer_to_a_command_is_a_command_result():
 
 def test_device_login_and_heartbeat_are_link_frames_answered_with_lk():
     s = watch.CODEC.new_session()
-    login = s.decode_frame(watch.DEVICE.login("8800000015", 1), NOW)
-    assert watch.DEVICE.login("8800000015", 1) == b"[SG*8800000015*0002*LK]"
+    login = s.decode_frame(watch_device.DEVICE.login("8800000015", 1), NOW)
+    assert watch_device.DEVICE.login("8800000015", 1) == b"[SG*8800000015*0002*LK]"
     assert login.messages == (Login("8800000015"),)
-    beat = s.decode_frame(watch.DEVICE.heartbeat("8800000015", 2), NOW)
-    reader = watch.DEVICE.ack_reader()
+    beat = s.decode_frame(watch_device.DEVICE.heartbeat("8800000015", 2), NOW)
+    reader = watch_device.DEVICE.ack_reader()
     assert reader.receive_data(login.reply + beat.reply[:5]) == [None]
     assert reader.receive_data(beat.reply[5:]) == [None]
 
@@ -303,7 +304,7 @@ def test_device_report_round_trip(alarm):
     """Time, place (1e-5 deg), speed and course come back; the alarm as attributes["alarm"]."""
     report = DeviceReport(dt.datetime(2024, 5, 1, 10, 0, 5, tzinfo=dt.UTC), -33.8688197,
                           151.2092955, speed_kn=23.4, course_deg=271.0, alarm=alarm)
-    frame = watch.CODEC.new_session().decode_frame(watch.DEVICE.report("8800000015", 3, report), NOW)
+    frame = watch.CODEC.new_session().decode_frame(watch_device.DEVICE.report("8800000015", 3, report), NOW)
     p = only_position(frame)
     assert p.fix_time == report.fix_time and p.valid
     assert p.latitude == pytest.approx(report.latitude, abs=1e-5)
@@ -312,18 +313,19 @@ def test_device_report_round_trip(alarm):
     assert p.course_deg == pytest.approx(report.course_deg, abs=0.05)
     assert p.attributes.get("alarm") == alarm
     assert (frame.reply != b"") == (alarm is not None)
-    assert watch.DEVICE.ack_reader().receive_data(frame.reply) == ([None] if alarm else [])
+    assert watch_device.DEVICE.ack_reader().receive_data(frame.reply) == ([None] if alarm else [])
 
 
 def test_device_refuses_an_alarm_it_cannot_carry():
     with pytest.raises(ValueError, match="unsupported watch alarm"):
-        watch.DEVICE.report("8800000015", 1, DeviceReport(NOW, 0.0, 0.0, alarm="powerCut"))
+        watch_device.DEVICE.report("8800000015", 1, DeviceReport(NOW, 0.0, 0.0, alarm="powerCut"))
 
 
 def test_ack_reader_ignores_commands():
-    assert watch.DEVICE.ack_reader().receive_data(b"[SG*8800000015*0002*CR]") == []
+    assert watch_device.DEVICE.ack_reader().receive_data(b"[SG*8800000015*0002*CR]") == []
 
 
 def test_device_side_flags():
-    assert (watch.DEVICE.transport, watch.DEVICE.acks_login, watch.DEVICE.acks_reports) == (
+    device = watch_device.DEVICE
+    assert (device.transport, device.acks_login, device.acks_reports) == (
         "tcp", True, False)

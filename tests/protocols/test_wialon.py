@@ -28,6 +28,7 @@ from protocols import (
     replay,
     wialon,
 )
+from protocols.devices import wialon as wialon_device
 from tests.protocols.corpus import CORPUS_DIR, payload_item
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
@@ -346,8 +347,8 @@ def test_device_report_round_trip(alarm):
     sent = DeviceReport(dt.datetime(2024, 5, 1, 23, 59, 58, tzinfo=dt.UTC), 59.4372155, -24.7453688,
                         speed_kn=33.3, course_deg=12.25, alarm=alarm)
     s = session()
-    frames = s.receive_data(wialon.DEVICE.login("860000000000001", 1)
-                            + wialon.DEVICE.report("860000000000001", 2, sent), NOW)
+    frames = s.receive_data(wialon_device.DEVICE.login("860000000000001", 1)
+                            + wialon_device.DEVICE.report("860000000000001", 2, sent), NOW)
     assert frames[0].messages == (Login("860000000000001"),)
     position = only_position(frames[1])
     assert position.fix_time == sent.fix_time and position.valid
@@ -360,16 +361,16 @@ def test_device_report_round_trip(alarm):
 
 def test_device_invalid_report_round_trip():
     sent = DeviceReport(NOW, 1.0, 2.0, valid=False)
-    assert not only_position(decode(wialon.DEVICE.report("1", 1, sent))).valid
+    assert not only_position(decode(wialon_device.DEVICE.report("1", 1, sent))).valid
 
 
 def test_device_refuses_alarm_names_that_do_not_fit_a_param():
     with pytest.raises(ValueError):
-        wialon.DEVICE.report("1", 1, DeviceReport(NOW, 0, 0, alarm="a,b"))
+        wialon_device.DEVICE.report("1", 1, DeviceReport(NOW, 0, 0, alarm="a,b"))
 
 
 def test_device_ack_reader_reads_the_server_replies():
-    device = wialon.DEVICE
+    device = wialon_device.DEVICE
     assert (device.transport, device.acks_login, device.acks_reports) == ("tcp", True, True)
     s = session()
     frames = s.receive_data(device.login("1", 1) + device.report("1", 2, DeviceReport(NOW, 1, 2))

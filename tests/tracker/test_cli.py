@@ -74,11 +74,11 @@ def test_bad_config_is_reported(capsys, tmp_path):
 def test_replay_prints_records_of_a_hex_capture(capsys, tmp_path):
     import datetime as dt
 
-    from protocols import gt06
+    from protocols.devices import gt06 as gt06_device
     fix_time = dt.datetime(2026, 5, 1, 8, 30, tzinfo=dt.UTC)
     capture = tmp_path / "capture.hex"
-    capture.write_text(gt06.device_login("359710049095095", 1).hex() + "\n"
-                       + gt06.device_location(2, fix_time, 48.85, 2.35, 50.0, 180.0).hex() + "\n")
+    capture.write_text(gt06_device.device_login("359710049095095", 1).hex() + "\n"
+                       + gt06_device.device_location(2, fix_time, 48.85, 2.35, 50.0, 180.0).hex() + "\n")
     code, out, _ = run(capsys, "replay", "--protocol", "gt06", str(capture))
     assert code == 0
     import json
@@ -95,9 +95,9 @@ def test_replay_of_an_unknown_protocol_fails_clearly(capsys, tmp_path):
 
 
 def test_replay_skips_bad_frames_and_says_so(capsys, tmp_path):
-    from protocols import gt06
+    from protocols.devices import gt06 as gt06_device
     capture = tmp_path / "capture.hex"
-    login = gt06.device_login("359710049095095", 1)
+    login = gt06_device.device_login("359710049095095", 1)
     damaged = login[:-4] + bytes([login[-4] ^ 0xFF]) + login[-3:]
     capture.write_text(damaged.hex() + "\n" + login.hex() + "\n")
     code, out, err = run(capsys, "replay", "--protocol", "gt06", str(capture))
