@@ -43,6 +43,7 @@ __all__ = [
     "KMH_PER_KNOT",
     "MAX_DESCRIPTION",
     "MAX_NAME",
+    "MAX_UNIQUE_ID",
     "CalendarFields",
     "DeviceFields",
     "EditError",
@@ -66,10 +67,12 @@ __all__ = [
     "rule_fields",
     "rule_name_and_enabled",
     "timezone_name",
+    "unique_id_field",
 ]
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 2000
+MAX_UNIQUE_ID = 128     # the devices.unique_id column
 
 
 class EditError(ValueError):
@@ -347,6 +350,18 @@ def device_fields(body: Any, unique_id: str) -> DeviceFields:
     return DeviceFields(name_field(body.get("name")),
                         optional_id(body.get("groupId"), "groupId"),
                         device_settings(body.get("attributes")))
+
+
+def unique_id_field(value: Any, field: str = "uniqueId") -> str:
+    """A new device's unique id (IMEI ...): 1..MAX_UNIQUE_ID characters, no
+    whitespace at either end (a device would never identify with it)."""
+    if not isinstance(value, str) or not value:
+        raise EditError(f"{field}: required, a text of 1 to {MAX_UNIQUE_ID} characters")
+    if value != value.strip():
+        raise EditError(f"{field}: must not start or end with whitespace")
+    if len(value) > MAX_UNIQUE_ID:
+        raise EditError(f"{field}: at most {MAX_UNIQUE_ID} characters, got {len(value)}")
+    return value
 
 
 def calendar_data(data: Any, field: str = "data") -> dict[str, Any]:

@@ -8,7 +8,7 @@ writer a `PositionRepository` and `QuarantineRepository`, the push dispatcher an
 
 - `Lifecycle`: migrate, ping, error classification;
 - `DeviceRepository`: devices, one visible device (`visible_device`), unknown ids;
-- `UserRepository`: users, passwords, web sessions;
+- `UserRepository`: users, passwords, web sessions, API tokens;
 - `PositionRepository`: `write_batch`, latest positions, history (capped list,
   keyset pages `positions_page`, a bounded-memory stream `iter_positions`);
 - `EventRepository`, `CommandRepository`, `QuarantineRepository`;
@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal, NamedTuple, Protocol
 
 from tracker.models import (
@@ -140,13 +140,34 @@ class Lifecycle(Protocol):
 
 
 class DeviceRepository(Protocol):
-    def add_device(self, unique_id: str, name: str, organisation_id: int | None = None) -> Device:
-        """Register a device; raises `DuplicateError` if unique_id exists."""
+    def add_device(self, unique_id: str, name: str, organisation_id: int | None = None, *,
+                   group_id: int | None = None,
+                   attributes: Mapping[str, Any] | None = None) -> Device:
+        """Register a device (in `organisation_id`, default the default one; its group,
+        if any, must be of that organisation, else NotFoundError; `attributes` are its
+        settings); raises `DuplicateError` if unique_id exists."""
 
     def device_by_unique_id(self, unique_id: str) -> Device | None: ...
 
-    def devices(self, user: User | None = None) -> list[Device]:
-        """All devices (user None: all, for the CLI) or those `user` may see."""
+    def devices(self, user: User | None = None, *, ids: Collection[int] = (),
+                unique_ids: Collection[str] = (), keyword: str | None = None,
+                limit: int | None = None, offset: int = 0) -> list[Device]:
+        """All devices (user None: all, for the CLI) or those `user` may see, by id;
+        with `ids` / `unique_ids` only those matching either; `keyword`: only those
+        whose name or unique id contains it (case-insensitive for ASCII letters; on
+        PostgreSQL for all); then `offset` / `limit` (None: no limit) in that order."""
+
+    def delete_device(self, user: User | None, device_id: int) -> None:
+        """Delete a visible device with everything that is its (positions, events,
+        commands, links, rule state); NotFoundError if it does not exist or is not
+        visible."""
+
+    def set_accumulators(self, user: User | None, device_id: int, *,
+                         total_distance_m: float | None = None,
+                         hours_ms: int | None = None) -> None:
+        """Set the ``totalDistance`` (m) / ``hours`` (ms) attributes of the device's
+        latest position (what is None stays); NotFoundError if the device is not
+        visible, NoPositionError if it has no position yet."""
 
     def visible_device(self, user: User | None, device_id: int) -> Device | None:
         """The device if it exists and `user` may see it (None: the CLI, unscoped),
@@ -164,7 +185,7 @@ class DeviceRepository(Protocol):
 
 
 class UserRepository(Protocol):
-    """Users, their passwords and web sessions."""
+    """Users, their passwords, web sessions and API tokens."""
 
     def add_user(self, email: str, password: str, administrator: bool = False,
                  name: str = "", organisation_id: int | None = None) -> User:
@@ -182,6 +203,15 @@ class UserRepository(Protocol):
     def user_for_session(self, token: str, now: dt.datetime) -> User | None: ...
 
     def delete_session(self, token: str) -> None: ...
+
+    def create_api_token(self, user_id: int, expires: dt.datetime | None) -> str:
+        """A new opaque API token (Traccar's session token; stored hashed); None: no expiry."""
+
+    def user_for_api_token(self, token: str, now: dt.datetime) -> User | None:
+        """The token's user; None if unknown, expired (expires <= now) or revoked."""
+
+    def revoke_api_token(self, user_id: int, token: str) -> bool:
+        """Revoke the user's token; False (nothing changed) if it is not theirs."""
 
 
 class PositionRepository(Protocol):
@@ -481,6 +511,10 @@ class DuplicateError(Exception):
 
 class NotFoundError(Exception):
     """The object does not exist or the user may not see it."""
+
+
+class NoPositionError(Exception):
+    """The device has no position yet (where its accumulators would be set)."""
 
 
 class InUseError(Exception):

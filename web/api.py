@@ -11,10 +11,20 @@ reports) live in `web.config_api`; every route is declared once with
 ``GET /api/session``                    the logged-in user; 404 when not logged in
 ``POST /api/session``                   form login (``email``, ``password``); sets the cookie
 ``DELETE /api/session``                 logout: the session is deleted, 204 (also when none)
-``GET /api/devices``                    devices the user may see; ``id`` / ``uniqueId`` filters
+``POST /api/session/token``             a new API token (text/plain) for ``Authorization:
+                                        Bearer``; form ``expiration`` (ISO 8601; none: never)
+``POST /api/session/token/revoke``      form ``token``: revoke one of the caller's tokens, 204
+``GET /api/devices``                    devices the user may see, by id; ``id`` / ``uniqueId``
+                                        / ``keyword`` filters, ``offset`` + ``limit`` pages,
+                                        ``excludeAttributes=true``: attributes ``{}``
+``POST /api/devices``                   create {uniqueId, name, groupId, attributes} in the
+                                        caller's organisation; a taken uniqueId is a 400
 ``GET /api/devices/{id}``               one device
 ``PUT /api/devices/{id}``               Traccar's device body: name, groupId, settings
                                         ``attributes`` (speedLimit ...); uniqueId cannot change
+``DELETE /api/devices/{id}``            with its positions, events, commands and links, 204
+``PUT /api/devices/{id}/accumulators``  {totalDistance (m), hours (ms)}: set on the latest
+                                        position (400 while there is none), 204
 ``GET /api/positions``                  latest per device; ``deviceId`` + ``from`` + ``to``:
                                         history oldest first; ``id``: those positions
 ``POST /api/commands/send``             queue a command {deviceId, type, attributes}: 200 sent,
@@ -101,6 +111,7 @@ Conventions:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -109,13 +120,14 @@ from pydantic import Field, WithJsonSchema, model_validator
 from protocols import COMMAND_TYPES
 from tracker import editing
 from tracker.models import StoredPosition, User
-from tracker.ports import Store
+from tracker.ports import DuplicateError, NoPositionError, NotFoundError, Store
 from web import jsonshapes
 from web.routes import (
     GEOJSON_TYPE,
     JSON_TYPE,
     MAX_BODY_BYTES,
     MAX_IDS,
+    TEXT_TYPE,
     ApiContext,
     ApiError,
     Call,
@@ -125,7 +137,9 @@ from web.routes import (
     FormText,
     Ints,
     JsonBody,
+    OneBool,
     OneInt,
+    OneText,
     OneTime,
     Query,
     Reply,
@@ -139,6 +153,8 @@ from web.schemas import CommandOut, CommandTypeOut, DeviceOut, PositionOut, Serv
 # Characters of a custom command's attributes.data: device command texts are short,
 # and GT06's online command carries at most 251 (a one-byte length).
 MAX_COMMAND_DATA = 250
+# Accumulators (m, ms) are integers exact in a double: what JavaScript clients read.
+MAX_ACCUMULATOR = 2 ** 53
 
 # -- server and session --------------------------------------------------------------
 
@@ -148,12 +164,26 @@ async def get_server(call: Call) -> Any:
     return jsonshapes.server_json(call.context.version)
 
 
-@route("GET", "/api/session", response=UserOut, auth="none", errors=(401, 404))
-async def get_session(call: Call) -> Any:
-    """The logged-in user (Basic credentials or the session cookie); 404 when not logged in."""
+class SessionQuery(Query):
+    token: OneText = Field(None, description="an API token: log in with it (sets the cookie)")
+
+
+@route("GET", "/api/session", query=SessionQuery, response=UserOut, auth="none",
+       errors=(401, 404, 429))
+async def get_session(call: Call, query: SessionQuery) -> Any:
+    """The logged-in user (the Authorization header, else ``token``, else the session
+    cookie); 404 when not logged in.
+
+    ``?token=`` logs in with an API token as Traccar does: a new session replaces
+    the old one and its cookie is set; a refused token is a 401 counted by the rate
+    limiter.  The session is an ordinary one (`web.auth.SESSION_LIFETIME`): it does
+    not end when the token expires or is revoked.
+    """
     auth = call.context.auth
     if call.request.getHeader(b"authorization") is not None:
-        return jsonshapes.user_json(await auth.basic_user(call.request))
+        return jsonshapes.user_json(await auth.header_user(call.request))
+    if query.token is not None:
+        return jsonshapes.user_json((await auth.token_login(call.request, query.token)).user)
     found = await auth.cookie_user(call.request)
     if found is None:
         raise ApiError(404, "not logged in")
@@ -189,23 +219,164 @@ async def delete_session(call: Call) -> Reply:
     return Reply(204)
 
 
+class TokenForm(Form):
+    """Traccar's token request: ``expiration`` optional."""
+
+    expiration: OneTime = Field(None, description="ISO 8601 with an offset; absent: never expires")
+
+
+@route("POST", "/api/session/token", form=TokenForm, response=str, content_types=("text/plain",),
+       errors=(415,))
+async def post_session_token(call: Call, body: TokenForm) -> Reply:
+    """A new API token for the caller, as text/plain: send it as ``Authorization:
+    Bearer <token>`` or log in with ``GET /api/session?token=``.
+
+    ``expiration`` (ISO 8601 with an offset) must be in the future; without it the
+    token never expires (integrations run for years; revoke it when done).  There
+    is no server maximum: a cap on explicit expirations would add nothing while no
+    expiration means never.  Only the token's SHA-256 is stored, so it is shown
+    this once.
+    """
+    now = call.context.now()
+    if body.expiration is not None and body.expiration <= now:
+        raise ApiError(400, "expiration must be in the future")
+    token = await call.context.call(call.context.store.create_api_token, call.user.id,
+                                    body.expiration)
+    return Reply(200, token.encode("ascii"), content_type=TEXT_TYPE)
+
+
+class RevokeForm(Form):
+    """Traccar's token revocation: ``token`` required."""
+
+    token: FormText = None
+
+    @model_validator(mode="after")
+    def _given(self) -> RevokeForm:
+        if not self.token:
+            raise refuse("form field token is required")
+        return self
+
+
+@route("POST", "/api/session/token/revoke", form=RevokeForm, status=204, errors=(415,))
+async def revoke_session_token(call: Call, body: RevokeForm) -> Reply:
+    """Revoke one of the caller's API tokens (204, also when it was revoked
+    before); a token that is unknown or another user's is a 400, the same answer
+    for both, and nothing changes."""
+    assert body.token is not None   # RevokeForm checked it
+    revoked = await call.context.call(call.context.store.revoke_api_token, call.user.id,
+                                      body.token)
+    if not revoked:
+        raise ApiError(400, "no such token of yours")
+    return Reply(204)
+
+
 # -- devices ---------------------------------------------------------------------------
 
 class DevicesQuery(Query):
     id: Ints = Field(default_factory=list, description="only these devices")
     uniqueId: Texts = Field(default_factory=list, description="only these devices")
+    keyword: OneText = Field(None, description="only those whose name or uniqueId contains it "
+                                               "(case-insensitive)")
+    limit: OneInt = Field(None, description="at most this many (0: no limit)")
+    offset: OneInt = Field(None, description="skip this many first (by id)")
+    excludeAttributes: OneBool = Field(None, description="true: attributes sent as {}")
 
 
 @route("GET", "/api/devices", query=DevicesQuery, response=list[DeviceOut])
 async def list_devices(call: Call, query: DevicesQuery) -> Any:
-    """The devices the user may see; ``id`` / ``uniqueId`` filter (what is not
-    visible is left out)."""
-    ids, unique_ids = set(query.id), set(query.uniqueId)
-    devices = await call.context.call(call.context.store.devices, call.user)
-    if ids or unique_ids:
-        devices = [d for d in devices if d.id in ids or d.unique_id in unique_ids]
-    now = call.context.now()
-    return [jsonshapes.device_json(device, now) for device in devices]
+    """The devices the user may see, by id; ``id`` / ``uniqueId`` filter (what is not
+    visible is left out), ``keyword`` too; then ``offset`` and ``limit``."""
+    devices = await call.context.call(functools.partial(
+        call.context.store.devices, call.user, ids=query.id, unique_ids=query.uniqueId,
+        keyword=query.keyword or None, limit=query.limit or None, offset=query.offset or 0))
+    now, attributes = call.context.now(), not query.excludeAttributes
+    return [jsonshapes.device_json(device, now, attributes=attributes) for device in devices]
+
+
+class NewDeviceBody(JsonBody):
+    """Traccar's device: ``uniqueId`` and ``name`` required, ``groupId`` (null or 0:
+    none) and the settings ``attributes``; other fields are ignored."""
+
+    name: str
+    uniqueId: str
+    groupId: int | None = None
+    attributes: dict[str, Any] | None = None
+
+    @classmethod
+    def check(cls, body: dict[str, Any]) -> Any:
+        unique_id = editing.unique_id_field(body.get("uniqueId"))
+        return unique_id, editing.device_fields(body, unique_id)
+
+
+@route("POST", "/api/devices", body=NewDeviceBody, response=DeviceOut, changes_config=True,
+       errors=(404,))
+async def post_device(call: Call, body: NewDeviceBody) -> Any:
+    """Create a device in the caller's organisation; a taken ``uniqueId`` is a 400
+    (as Traccar), a group not visible a 404."""
+    unique_id, fields = body.checked
+    try:
+        device = await call.context.call(functools.partial(
+            call.context.store.add_device, unique_id, fields.name, call.user.organisation_id,
+            group_id=fields.group_id, attributes=fields.attributes))
+    except DuplicateError:
+        raise ApiError(400, f"uniqueId: {unique_id!r} is taken") from None
+    return jsonshapes.device_json(device, call.context.now())
+
+
+@route("DELETE", "/api/devices/{id}", status=204, changes_config=True, errors=(404,))
+async def delete_device(call: Call, id: int) -> Reply:  # noqa: A002
+    """Delete a device with its positions, events and commands."""
+    try:
+        await call.context.call(call.context.store.delete_device, call.user, id)
+    except NotFoundError:
+        raise no_such_item() from None
+    return Reply(204)
+
+
+class AccumulatorsBody(JsonBody):
+    """Traccar's DeviceAccumulators: ``totalDistance`` (m), ``hours`` (ms); at least
+    one.  ``deviceId``, when sent and not 0, must be the path's."""
+
+    deviceId: int | None = None
+    totalDistance: float | None = None
+    hours: float | None = None
+
+    @classmethod
+    def check(cls, body: dict[str, Any]) -> Any:
+        total_distance = _accumulator(body.get("totalDistance"), "totalDistance")
+        hours = _accumulator(body.get("hours"), "hours")
+        if total_distance is None and hours is None:
+            raise editing.EditError("totalDistance or hours: at least one is required")
+        return total_distance, None if hours is None else round(hours)
+
+
+def _accumulator(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 <= value <= MAX_ACCUMULATOR):
+        raise editing.EditError(f"{field}: must be a number from 0 to 2^53")
+    return value
+
+
+@route("PUT", "/api/devices/{id}/accumulators", body=AccumulatorsBody, status=204,
+       errors=(404,))
+async def put_accumulators(call: Call, id: int, body: AccumulatorsBody) -> Reply:  # noqa: A002
+    """Set the device's ``totalDistance`` and ``hours``: on its latest position, as
+    Traccar (400 while it has none)."""
+    device_id = body.raw.get("deviceId")
+    if device_id is not None and (isinstance(device_id, bool) or device_id not in (0, id)):
+        raise ApiError(400, f"deviceId: must be the path's device id {id}")
+    total_distance, hours = body.checked
+    try:
+        await call.context.call(functools.partial(
+            call.context.store.set_accumulators, call.user, id,
+            total_distance_m=total_distance, hours_ms=hours))
+    except NotFoundError:
+        raise no_such_item() from None
+    except NoPositionError:
+        raise ApiError(400, f"device {id} has no position yet to set accumulators on") from None
+    return Reply(204)
 
 
 @route("GET", "/api/devices/{id}", response=DeviceOut, errors=(404,))
@@ -420,7 +591,9 @@ def _check_command(command_type: Any, attributes: Mapping[str, Any],
 
 
 __all__ = [
-    "GEOJSON_TYPE", "JSON_TYPE", "MAX_BODY_BYTES", "MAX_COMMAND_DATA", "MAX_IDS",
-    "ApiContext", "ApiError", "CommandBody", "DeviceBody", "DevicesQuery", "LoginForm",
-    "PositionsQuery", "Reply", "no_such_device", "visible_device",
+    "GEOJSON_TYPE", "JSON_TYPE", "MAX_ACCUMULATOR", "MAX_BODY_BYTES", "MAX_COMMAND_DATA",
+    "MAX_IDS", "AccumulatorsBody", "ApiContext", "ApiError", "CommandBody", "DeviceBody",
+    "DevicesQuery", "LoginForm", "NewDeviceBody",
+    "PositionsQuery", "Reply", "RevokeForm", "SessionQuery", "TokenForm", "no_such_device",
+    "visible_device",
 ]

@@ -1,17 +1,21 @@
-"""Who is calling: HTTP Basic credentials, session cookies, login rate limiting, CSRF.
+"""Who is calling: HTTP Basic credentials, API tokens, session cookies, login rate
+limiting, CSRF.
 
 Authentication (every /api endpoint that needs a user):
 
 - A request carrying an ``Authorization`` header is judged by it alone: HTTP Basic
-  with ``email:password`` (RFC 7617; UTF-8, Latin-1 accepted as a fallback).  A
-  malformed header, another scheme or wrong credentials are a 401.  This is what
+  with ``email:password`` (RFC 7617; UTF-8, Latin-1 accepted as a fallback), or
+  ``Bearer <token>`` with an API token from ``POST /api/session/token`` (Traccar's
+  ``ApiKey`` scheme, RFC 6750).  A malformed header, another scheme, wrong
+  credentials or an unknown, expired or revoked token are a 401.  Basic is what
   `pytraccar` sends on every call.
 - Otherwise the ``JSESSIONID`` cookie set by ``POST /api/session`` (Traccar's name,
   so browser front ends written for Traccar keep working).  The token is opaque;
   the store keeps only its hash and its expiry.
 
 Login rate limiting: a failed password check (form login or Basic) counts
-against three keys, each with a sliding window:
+against three keys, each with a sliding window (a refused API token counts
+against the client address alone, see below):
 
 - the pair (account, client address): `MAX_FAILURES` in `WINDOW_S` (5 in 5 min);
 - the client address across all accounts (password spraying): `MAX_FAILURES` in
@@ -50,6 +54,15 @@ may be 64 KB), a client address longer than `MAX_CLIENT_KEY_CHARS` by its hash.
 The client address is the TCP peer: behind a reverse proxy every client shares
 the proxy's address, so per-address limiting then acts on the proxy (forwarded
 headers are not trusted, because any client can send them).
+
+API tokens (``Authorization: Bearer`` and ``GET /api/session?token=``) go through
+the same limiter with no account: an unknown, expired, revoked or malformed token
+is a failure of the client address (the spray key, `MAX_FAILURES` in `WINDOW_S`,
+shared with password failures from that address), and once that key is full every
+token attempt from the address is a 429, a valid token included, until it drains.
+Trust from earlier password logins does not exempt token attempts (they name no
+account).  Tokens are 256-bit random (``secrets.token_urlsafe(32)``), so the limit
+is there to stop scanners, not because guessing could succeed.
 
 CSRF: browsers attach cookies (and remembered Basic credentials) to cross-site
 requests.  Every unsafe request (POST, PUT, PATCH, DELETE) that carries an
@@ -106,6 +119,7 @@ KEY_HASH_CHARS = 32              # hex digits of SHA-256 kept (128 bits)
 UNSAFE_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
 
 _TOKEN_RE = re.compile(rb"[A-Za-z0-9._~+/=-]{1,512}")
+_API_TOKEN_RE = re.compile(r"[A-Za-z0-9._~+/=-]{1,512}", re.ASCII)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -139,7 +153,7 @@ def parse_basic(value: bytes) -> tuple[str, str]:
     """
     scheme, _, param = value.strip().partition(b" ")
     if scheme.lower() != b"basic":
-        raise AuthenticationFailed("unsupported authorization scheme (use Basic)")
+        raise AuthenticationFailed("unsupported authorization scheme (use Basic or Bearer)")
     try:
         raw = base64.b64decode(param.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -152,6 +166,17 @@ def parse_basic(value: bytes) -> tuple[str, str]:
     if not colon or not email:
         raise AuthenticationFailed("malformed Basic credentials")
     return email, password
+
+
+def bearer_token(value: bytes) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value (scheme
+    case-insensitive, RFC 6750); None when the scheme is another one.  The token is
+    returned as sent (Latin-1), shaped or not: a malformed one is judged, and
+    counted, as an unknown token."""
+    scheme, _, param = value.strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    return param.strip().decode("latin-1")
 
 
 def session_token(request: IRequest) -> str | None:
@@ -282,16 +307,20 @@ class LoginRateLimiter:
     def _pair(account: str, client: str) -> str:
         return f"pair:{account}|{client}"
 
-    def _keys(self, email: str, client: str, *, all_keys: bool = False) -> list[_Key]:
+    def _keys(self, email: str | None, client: str, *, all_keys: bool = False) -> list[_Key]:
         """The keys an attempt counts against (`all_keys`: the account's too, even
-        when the client is trusted for it)."""
-        account, client = account_key(email), _client_part(client)
+        when the client is trusted for it).  `email` None: an API token attempt,
+        which names no account and counts against the client alone."""
+        client = _client_part(client)
+        address = _Key("client:" + client, self._client_max_failures, self._window_s)
+        if email is None:
+            return [address]
+        account = account_key(email)
         pair = self._pair(account, client)
         keys = [_Key(pair, self._max_failures, self._window_s)]
         if all_keys or not self._is_trusted(pair):
-            keys += [_Key("client:" + client, self._client_max_failures, self._window_s),
-                     _Key("account:" + account, self._account_max_failures,
-                          self._account_window_s)]
+            keys += [address, _Key("account:" + account, self._account_max_failures,
+                                   self._account_window_s)]
         return keys
 
     def _is_trusted(self, pair: str) -> bool:
@@ -314,7 +343,7 @@ class LoginRateLimiter:
             del self._failures[key.name]
         return times
 
-    def retry_after_s(self, email: str, client: str) -> int | None:
+    def retry_after_s(self, email: str | None, client: str) -> int | None:
         """Seconds until an attempt is allowed again, or None if it is allowed now."""
         now = self._clock.seconds()
         waits = []
@@ -326,7 +355,7 @@ class LoginRateLimiter:
             return None
         return max(1, math.ceil(max(waits)))
 
-    def has_slot(self, email: str, client: str) -> bool:
+    def has_slot(self, email: str | None, client: str) -> bool:
         """Whether an attempt may start now (failures + attempts in flight < limit)."""
         now = self._clock.seconds()
         return all(len(self._recent(key, now)) + self._in_flight[key.name] < key.max_failures
@@ -338,11 +367,12 @@ class LoginRateLimiter:
         self._waiters.append(waiter)
         return waiter
 
-    def start_attempt(self, email: str, client: str) -> None:
+    def start_attempt(self, email: str | None, client: str) -> None:
         for key in self._keys(email, client, all_keys=True):
             self._in_flight[key.name] += 1
 
-    def finish_attempt(self, email: str, client: str, *, succeeded: bool | None) -> None:
+    def finish_attempt(self, email: str | None, client: str, *,
+                       succeeded: bool | None) -> None:
         """End an attempt: True success, False wrong password, None not judged (error)."""
         for key in self._keys(email, client, all_keys=True):
             self._in_flight[key.name] -= 1
@@ -356,8 +386,9 @@ class LoginRateLimiter:
         for waiter in waiters:
             waiter.callback(None)
 
-    def record_failure(self, email: str, client: str) -> None:
-        """Count a wrong password against the pair, the client and the account."""
+    def record_failure(self, email: str | None, client: str) -> None:
+        """Count a wrong password against the pair, the client and the account (a
+        refused token, `email` None, against the client)."""
         now = self._clock.seconds()
         for key in self._keys(email, client, all_keys=True):
             times = self._failures.get(key.name)
@@ -368,8 +399,11 @@ class LoginRateLimiter:
         while len(self._failures) > self._max_keys:
             self._failures.popitem(last=False)
 
-    def record_success(self, email: str, client: str) -> None:
-        """Clear the pair's count and trust the client for this account."""
+    def record_success(self, email: str | None, client: str) -> None:
+        """Clear the pair's count and trust the client for this account (nothing
+        for a token, `email` None: it names no account)."""
+        if email is None:
+            return
         pair = self._pair(account_key(email), _client_part(client))
         self._failures.pop(pair, None)
         self._trusted[pair] = self._clock.seconds()
@@ -515,10 +549,44 @@ class Authenticator:
         rate limiter refuses.
         """
         if request.getHeader(b"authorization") is not None:
-            return await self.basic_user(request)
+            return await self.header_user(request)
         user = await self.cookie_user(request)
         if user is None:
             raise AuthenticationFailed("authentication required")
+        return user
+
+    async def header_user(self, request: IRequest) -> User:
+        """The user of the ``Authorization`` header: ``Bearer`` (an API token) or Basic."""
+        token = bearer_token(request.getHeader(b"authorization") or b"")
+        if token is not None:
+            return await self.check_token(token, client_key(request))
+        return await self.basic_user(request)
+
+    async def check_token(self, token: str, client: str) -> User:
+        """The user of an API token, through the rate limiter (the client's key
+        only, see the module docstring).  An unknown, expired, revoked or malformed
+        token is `AuthenticationFailed` and a failure of `client`."""
+        limiter = self.limiter
+        while True:
+            retry_after_s = limiter.retry_after_s(None, client)
+            if retry_after_s is not None:
+                log.info("token refused by rate limit for client {client}", client=client)
+                raise TooManyAttempts(retry_after_s)
+            if limiter.has_slot(None, client):
+                break
+            await limiter.wait_for_slot()
+        limiter.start_attempt(None, client)
+        succeeded = None
+        try:
+            user = None
+            if _API_TOKEN_RE.fullmatch(token):
+                user = await self._call(self._store.user_for_api_token, token, self.now())
+            succeeded = user is not None
+        finally:
+            limiter.finish_attempt(None, client, succeeded=succeeded)
+        if user is None:
+            log.info("unknown, expired or revoked API token from client {client}", client=client)
+            raise AuthenticationFailed("unknown, expired or revoked token")
         return user
 
     async def basic_user(self, request: IRequest) -> User:
@@ -537,6 +605,15 @@ class Authenticator:
         """Check a login form; on success a new session replaces the old one."""
         user = await self.check_password(email, password, client_key(request),
                                          basic_challenge=False)
+        return await self._start_session(request, user)
+
+    async def token_login(self, request: IRequest, token: str) -> Login:
+        """``GET /api/session?token=``: log in with an API token (`check_token`);
+        on success a new session replaces the old one, as a form login does."""
+        user = await self.check_token(token, client_key(request))
+        return await self._start_session(request, user)
+
+    async def _start_session(self, request: IRequest, user: User) -> Login:
         old_token = session_token(request)
         if old_token is not None:
             await self._call(self._store.delete_session, old_token)
@@ -555,6 +632,7 @@ class Authenticator:
 
 __all__ = [
     "AuthenticationFailed", "Authenticator", "COOKIE_NAME", "CredentialCache", "LoginRateLimiter",
-    "TooManyAttempts", "UNSAFE_METHODS", "account_key", "client_key", "parse_basic", "same_origin",
+    "TooManyAttempts", "UNSAFE_METHODS", "account_key", "bearer_token", "client_key", "parse_basic",
+    "same_origin",
     "session_cookie", "session_token",
 ]

@@ -5,10 +5,10 @@ Field names, nesting and null/zero conventions follow Traccar's REST API
 Assistant integration read them.  Values that our model does not have (phone,
 model, address ...) are sent as Traccar sends an unset field.
 
-Unset references: a device's ``groupId`` and a geofence's ``calendarId`` are
-``null`` when there is none; events follow Traccar exactly (``positionId``,
-``geofenceId`` and ``maintenanceId`` are 0 when there is none).  Input accepts
-both (`tracker.editing.optional_id`).
+Unset references: a geofence's ``calendarId`` is ``null`` when there is none;
+devices (``positionId``, ``groupId``, ``calendarId``) and events (``positionId``,
+``geofenceId``, ``maintenanceId``) follow Traccar exactly: 0 when there is none.
+Input accepts both (`tracker.editing.optional_id`).
 
 Our own shapes where Traccar has none or a different one: a geofence also carries
 ``geojson`` (its stored GeoJSON Feature, lon/lat) next to Traccar's ``area``;
@@ -74,7 +74,11 @@ def device_status(device: Device, now: dt.datetime) -> str:
     return "online" if now - last <= ONLINE_WITHIN else "offline"
 
 
-def device_json(device: Device, now: dt.datetime) -> dict[str, Any]:
+def device_json(device: Device, now: dt.datetime, *,
+                attributes: bool = True) -> dict[str, Any]:
+    """Traccar's Device: ``positionId``, ``groupId`` and ``calendarId`` are 0 when
+    there is none (devices have no calendar here); ``attributes`` False (Traccar's
+    ``excludeAttributes``): ``{}``, as Traccar sends an excluded attributes column."""
     return {
         "id": device.id,
         "name": device.name,
@@ -82,13 +86,14 @@ def device_json(device: Device, now: dt.datetime) -> dict[str, Any]:
         "status": device_status(device, now),
         "disabled": device.disabled,
         "lastUpdate": format_time(device.last_update),
-        "positionId": device.position_id,
-        "groupId": device.group_id,
+        "positionId": device.position_id or 0,
+        "groupId": device.group_id or 0,
+        "calendarId": 0,
         "phone": None,
         "model": None,
         "contact": None,
         "category": None,
-        "attributes": dict(device.attributes),
+        "attributes": dict(device.attributes) if attributes else {},
     }
 
 

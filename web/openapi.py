@@ -3,8 +3,8 @@
 holds no data, only the shapes).
 
 For each declared route: its path (``{id}`` parameters: integers), method,
-summary (the handler's docstring), security (Basic or the session cookie, unless
-``auth="none"``), query parameters (the `web.routes.Query` model's fields, by
+summary (the handler's docstring), security (Basic, a Bearer API token or the session
+cookie, unless ``auth="none"``), query parameters (the `web.routes.Query` model's fields, by
 alias; repeatable ones are arrays, ``style: form, explode: true``), request body
 (the `web.routes.JsonBody` model's JSON schema, or the `web.routes.Form` model as
 ``application/x-www-form-urlencoded``), the success response (the declared
@@ -83,7 +83,7 @@ def _operation(item: Route, schemas: _Schemas) -> dict[str, Any]:
         "parameters": _parameters(item, schemas),
     }
     if item.auth != "none":
-        operation["security"] = [{"basic": []}, {"session": []}]
+        operation["security"] = [{"basic": []}, {"bearer": []}, {"session": []}]
     if item.body is not None:
         operation["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": schemas.of(item.body, mode="validation")}}}
@@ -129,6 +129,7 @@ def openapi_document(table: RouteTable, version: str) -> dict[str, Any]:
             "schemas": dict(sorted(schemas.components.items())),
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic"},
+                "bearer": {"type": "http", "scheme": "bearer"},   # POST /api/session/token
                 "session": {"type": "apiKey", "in": "cookie", "name": "JSESSIONID"},
             },
         },

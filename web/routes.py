@@ -18,8 +18,8 @@ Declaring a route::
 - ``query=`` a `Query` model: the query parameters it declares (by alias, e.g.
   ``from``) are validated by it and it reaches the handler as ``query=``; other
   parameters are ignored, as Traccar does.  Its fields use the parameter types
-  below (`Ints`, `OneInt`, `Texts`, `OneText`, `OneTime`), whose messages name the
-  parameter (``deviceId must be a non-negative integer, not 'x'``).
+  below (`Ints`, `OneInt`, `Texts`, `OneText`, `OneTime`, `OneBool`), whose messages
+  name the parameter (``deviceId must be a non-negative integer, not 'x'``).
 - ``body=`` a `JsonBody` model: the body must be ``application/json`` (415), is
   parsed by `web.validation.parse_json` (the one gate: depth, int64, finite
   numbers, no NUL or lone surrogates, no repeated key) and must be an object; in a
@@ -282,6 +282,16 @@ def _one_time(value: Any, info: ValidationInfo) -> dt.datetime | None:
     return None if text is None else parse_time(name, text)
 
 
+def _one_bool(value: Any, info: ValidationInfo) -> bool | None:
+    name, texts = _texts_of(value, info)
+    text = _single(name, texts)
+    if text is None:
+        return None
+    if text.strip().lower() not in ("true", "false"):
+        raise refuse(f"{name} must be true or false, not {_short(text)}")
+    return text.strip().lower() == "true"
+
+
 Texts = Annotated[list[str], BeforeValidator(_texts)]
 """Every value of a repeatable text parameter (at most `MAX_IDS`)."""
 OneText = Annotated[str | None, BeforeValidator(_one_text)]
@@ -292,6 +302,8 @@ OneInt = Annotated[int | None, BeforeValidator(_one_int)]
 """An id parameter given at most once."""
 OneTime = Annotated[dt.datetime | None, BeforeValidator(_one_time)]
 """An ISO 8601 time with a UTC offset, given at most once."""
+OneBool = Annotated[bool | None, BeforeValidator(_one_bool)]
+"""``true`` or ``false`` (any case), given at most once."""
 
 
 class Query(BaseModel):
@@ -661,12 +673,17 @@ def _json_body(request: IRequest, item_id: int | None) -> dict[str, Any]:
 
 
 def _form_fields(request: IRequest) -> dict[str, list[str]]:
-    """The fields of an application/x-www-form-urlencoded body (not the query)."""
-    content_type = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
-    if content_type != b"application/x-www-form-urlencoded":
-        raise ApiError(415, "send the form as application/x-www-form-urlencoded")
+    """The fields of an application/x-www-form-urlencoded body (not the query).  No
+    body and no Content-Type is an empty form (its model then says what is missing):
+    Traccar's optional forms, ``POST /api/session/token``, are often sent so."""
+    raw_type = request.getHeader(b"content-type")
     request.content.seek(0)
     body = request.content.read()
+    if raw_type is None and not body:
+        return {}
+    content_type = (raw_type or b"").split(b";")[0].strip().lower()
+    if content_type != b"application/x-www-form-urlencoded":
+        raise ApiError(415, "send the form as application/x-www-form-urlencoded")
     try:
         fields = urllib.parse.parse_qs(body.decode("ascii"), keep_blank_values=True,
                                        strict_parsing=False, encoding="utf-8",
@@ -790,7 +807,7 @@ def build_resource(table: RouteTable, context: ApiContext) -> Resource:
 __all__ = [
     "API", "CONFIG_WRITES", "GEOJSON_TYPE", "JSON_TYPE", "MAX_BODY_BYTES", "MAX_IDS", "TEXT_TYPE",
     "ApiContext", "ApiError", "ApiRoot", "Call", "CheckedId", "CheckedIds", "CheckedObject",
-    "CheckedText", "Form", "FormText", "Ints", "JsonBody", "OneInt",
+    "CheckedText", "Form", "FormText", "Ints", "JsonBody", "OneBool", "OneInt",
     "OneText", "OneTime", "Param", "Query", "Reply", "Route", "RouteTable", "Texts",
     "build_resource", "error_reply", "form_field", "klein_app", "no_such_item", "parse_time",
     "refuse", "route", "validation_message",

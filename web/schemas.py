@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Out(BaseModel):
@@ -78,8 +78,9 @@ class DeviceOut(_Out):
     status: Literal["online", "offline", "unknown"]
     disabled: bool
     lastUpdate: str | None
-    positionId: int | None
-    groupId: int | None
+    positionId: int = Field(description="the latest position's id; 0: none yet")
+    groupId: int = Field(description="0: in no group")
+    calendarId: int = Field(description="always 0: devices have no calendar here")
     phone: str | None
     model: str | None
     contact: str | None

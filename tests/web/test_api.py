@@ -108,11 +108,11 @@ def test_trailing_slash_is_the_same_resource(world):
 
 
 @pytest.mark.parametrize("method, path, allow", [
-    ("POST", "/api/devices", "GET, HEAD"),
+    ("PUT", "/api/devices", "GET, POST, HEAD"),
     ("DELETE", "/api/positions", "GET, HEAD"),
     ("PUT", "/api/server", "GET, HEAD"),
     ("PATCH", "/api/session", "DELETE, GET, POST, HEAD"),
-    ("OPTIONS", "/api/devices", "GET, HEAD"),
+    ("OPTIONS", "/api/devices", "GET, POST, HEAD"),
 ])
 def test_wrong_method_is_405_with_allow(world, method, path, allow):
     response = world.client.request(method, path, auth=ALICE)
@@ -170,8 +170,8 @@ def test_device_json_has_traccar_shape(world):
     assert device == {
         "id": d1.id, "name": "Truck 1", "uniqueId": "100000000000001", "status": "online",
         "disabled": False, "lastUpdate": "2024-06-01T11:58:00.000+00:00",
-        "positionId": d1.position_id, "groupId": None, "phone": None, "model": None,
-        "contact": None, "category": None, "attributes": {},
+        "positionId": d1.position_id, "groupId": 0, "calendarId": 0, "phone": None,
+        "model": None, "contact": None, "category": None, "attributes": {},
     }
 
 
@@ -182,7 +182,7 @@ def test_device_status_online_offline_unknown(world):
     assert by_name["Truck 2"]["status"] == "offline"
     assert by_name["Never seen"]["status"] == "unknown"
     assert by_name["Never seen"]["lastUpdate"] is None
-    assert by_name["Never seen"]["positionId"] is None
+    assert by_name["Never seen"]["positionId"] == 0
 
 
 def test_device_goes_offline_after_five_minutes(world):
@@ -378,7 +378,7 @@ def test_oversized_chunked_body_is_413(world):
 
 
 def test_store_failure_is_a_logged_500_without_details(world, monkeypatch, logged_failures):
-    def broken(user=None):
+    def broken(user=None, **filters):
         raise RuntimeError("database is down: secret connection string")
 
     monkeypatch.setattr(world.store, "devices", broken)

@@ -290,7 +290,7 @@ def test_device_put_changes_name_group_and_settings(world):
     d1 = world.devices["d1"]
     path = f"/api/devices/{d1.id}"
     device = ok(call(world, "GET", path))
-    assert device["groupId"] is None and device["attributes"] == {}
+    assert device["groupId"] == 0 and device["attributes"] == {}
     device.update(name="Van 1", groupId=group["id"], attributes={"speedLimit": 48.6, "note": "x"})
     changed = ok(call(world, "PUT", path, device))
     assert (changed["name"], changed["groupId"], changed["attributes"]) == (
@@ -300,7 +300,7 @@ def test_device_put_changes_name_group_and_settings(world):
     assert world.store.device_by_unique_id(d1.unique_id).attributes == {"speedLimit": 48.6,
                                                                         "note": "x"}
     cleared = ok(call(world, "PUT", path, dict(changed, groupId=0, attributes={})))
-    assert (cleared["groupId"], cleared["attributes"]) == (None, {})
+    assert (cleared["groupId"], cleared["attributes"]) == (0, {})
 
 
 def test_device_put_cannot_change_the_unique_id(world):
@@ -331,7 +331,7 @@ def test_deleting_a_group_leaves_its_devices_without_one(world):
     d1 = world.devices["d1"]
     ok(call(world, "PUT", f"/api/devices/{d1.id}", {"name": "Truck 1", "groupId": group["id"]}))
     assert call(world, "DELETE", f"/api/groups/{group['id']}").status == 204
-    assert ok(call(world, "GET", f"/api/devices/{d1.id}"))["groupId"] is None
+    assert ok(call(world, "GET", f"/api/devices/{d1.id}"))["groupId"] == 0
 
 
 # -- calendars -----------------------------------------------------------------------------
@@ -567,7 +567,7 @@ def test_bad_item_paths_are_json_404(world, path):
 @pytest.mark.parametrize("method, path, allow", [
     ("PATCH", "/api/geofences/1", "DELETE, GET, PUT, HEAD"),
     ("DELETE", "/api/geofences", "GET, POST, HEAD"),
-    ("POST", "/api/devices/1", "GET, PUT, HEAD"),
+    ("POST", "/api/devices/1", "DELETE, GET, PUT, HEAD"),
     ("PUT", "/api/events/1", "GET, HEAD"),
     ("GET", "/api/permissions", "DELETE, POST"),
     ("POST", "/api/reports/events", "GET, HEAD"),

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, delete, insert, select
+from sqlalchemy import ColumnElement, String, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tracker.models import Device, UnknownDeviceAttempt, User
-from tracker.ports import DuplicateError
+from tracker.ports import DuplicateError, NoPositionError, NotFoundError
 from tracker.sanitize import safe_text
 from tracker.storage import records
 from tracker.storage.base import SqlBase, bump_revision, visible_to
-from tracker.storage.schema import DEFAULT_ORGANISATION_ID, devices, unknown_devices
+from tracker.storage.schema import (
+    DEFAULT_ORGANISATION_ID,
+    devices,
+    groups,
+    positions,
+    unknown_devices,
+)
 
 SHORT_TEXT = 128                  # length of the String(128) columns fed by devices
 
@@ -21,15 +27,20 @@ SHORT_TEXT = 128                  # length of the String(128) columns fed by dev
 class DevicesMixin(SqlBase):
     """`tracker.ports.DeviceRepository` on SQL."""
 
-    def add_device(self, unique_id: str, name: str,
-                   organisation_id: int | None = None) -> Device:
+    def add_device(self, unique_id: str, name: str, organisation_id: int | None = None, *,
+                   group_id: int | None = None,
+                   attributes: Mapping[str, Any] | None = None) -> Device:
         if not unique_id or len(unique_id) > SHORT_TEXT:
             raise ValueError(f"device unique id must have 1 to {SHORT_TEXT} characters: "
                              f"{unique_id!r}")
-        values = {"unique_id": unique_id, "name": name,
-                  "organisation_id": organisation_id or DEFAULT_ORGANISATION_ID}
+        owner = organisation_id or DEFAULT_ORGANISATION_ID
+        values = {"unique_id": unique_id, "name": name, "organisation_id": owner,
+                  "group_id": group_id, "settings": dict(attributes or {})}
         try:
             with self._write() as conn:
+                if group_id is not None and conn.execute(select(groups.c.id).where(
+                        groups.c.id == group_id, groups.c.organisation_id == owner)).first() is None:
+                    raise NotFoundError(f"group {group_id} not found")
                 row = conn.execute(insert(devices).values(**values)
                                    .returning(*devices.c)).one()
                 bump_revision(conn)
@@ -45,11 +56,55 @@ class DevicesMixin(SqlBase):
                                ).one_or_none()
         return records.device(row) if row is not None else None
 
-    def devices(self, user: User | None = None) -> list[Device]:
+    def devices(self, user: User | None = None, *, ids: Collection[int] = (),
+                unique_ids: Collection[str] = (), keyword: str | None = None,
+                limit: int | None = None, offset: int = 0) -> list[Device]:
+        query = select(devices).where(visible_to(user))
+        if ids or unique_ids:
+            query = query.where(or_(devices.c.id.in_(sorted(ids)),
+                                    devices.c.unique_id.in_(sorted(unique_ids))))
+        if keyword:
+            query = query.where(or_(devices.c.name.icontains(keyword, autoescape=True),
+                                    devices.c.unique_id.icontains(keyword, autoescape=True)))
+        query = query.order_by(devices.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self._read() as conn:
-            rows = conn.execute(select(devices).where(visible_to(user))
-                                .order_by(devices.c.id)).all()
+            rows = conn.execute(query).all()
         return [records.device(row) for row in rows]
+
+    def delete_device(self, user: User | None, device_id: int) -> None:
+        with self._write() as conn:
+            deleted = conn.execute(delete(devices).where(devices.c.id == device_id,
+                                                         visible_to(user))).rowcount
+            if not deleted:
+                raise NotFoundError(f"device {device_id} not found")
+            bump_revision(conn)
+
+    def set_accumulators(self, user: User | None, device_id: int, *,
+                         total_distance_m: float | None = None,
+                         hours_ms: int | None = None) -> None:
+        changes: dict[str, Any] = {}
+        if total_distance_m is not None:
+            changes["totalDistance"] = total_distance_m
+        if hours_ms is not None:
+            changes["hours"] = hours_ms
+        with self._write() as conn:
+            device = conn.execute(select(devices.c.position_id).where(
+                devices.c.id == device_id, visible_to(user)).with_for_update()).one_or_none()
+            if device is None:
+                raise NotFoundError(f"device {device_id} not found")
+            latest = None if device.position_id is None else conn.execute(
+                select(positions.c.id, positions.c.attributes).where(
+                    positions.c.id == device.position_id,
+                    positions.c.device_id == device_id).with_for_update()).one_or_none()
+            if latest is None:
+                raise NoPositionError(f"device {device_id} has no position yet")
+            if changes:
+                conn.execute(update(positions).where(positions.c.id == latest.id)
+                             .values(attributes={**(latest.attributes or {}), **changes}))
 
     def visible_device(self, user: User | None, device_id: int) -> Device | None:
         with self._read() as conn:

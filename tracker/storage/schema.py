@@ -140,6 +140,19 @@ web_sessions = Table(
     Column("expires", UTCDateTime(), nullable=False, index=True),
 )
 
+api_tokens = Table(
+    # Traccar's session tokens (POST /api/session/token, Authorization: Bearer):
+    # long-lived, per user, revocable; only the SHA-256 of the token is kept.
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),   # sha256 hex of the token
+    Column("created", UTCDateTime(), nullable=False),
+    Column("expires", UTCDateTime(), nullable=True),     # None: never
+    Column("revoked", UTCDateTime(), nullable=True),     # when revoked; None: live
+)
+
 devices = Table(
     "devices", metadata,
     Column("id", Integer, primary_key=True),

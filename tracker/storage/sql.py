@@ -6,7 +6,7 @@ and the PostGIS-only parts of the migration.  Each concern of `tracker.ports` is
 mixin of its own module, on the shared `tracker.storage.base.SqlBase`:
 
     devices.py        DeviceRepository         unknown device ids too
-    users.py          UserRepository           passwords, web sessions
+    users.py          UserRepository           passwords, web sessions, API tokens
     positions.py      PositionRepository       write_batch (its steps documented there)
     events.py         EventRepository
     commands.py       CommandRepository
