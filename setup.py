@@ -26,7 +26,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "import-linter>=2.1",
-                 "mypy>=1.10", "mypy-zope>=1.0",   # mypy: the lint env; mypy-zope its plugin
+                 # the lint env: ruff, mypy with its zope plugin and stubs
+                 "ruff", "mypy>=1.10", "mypy-zope>=1.0", "types-requests",
                  "pytraccar==2.1.1"],   # Home Assistant's client (test_socket_end_to_end)
     },
     entry_points={"console_scripts": ["tracker = tracker.cli:main"]},
