@@ -37,6 +37,8 @@ class CommandDispatcher:
         self._poll_interval_s = poll_interval_s
         self._channels: dict[int, Any] = {}     # device id -> its latest DeviceChannel
         self._in_flight: set[int] = set()       # command ids being sent
+        self._arrived: set[int] = set()         # connected since the last read began
+        self._reading_arrivals = False
         self._poll = task.LoopingCall(self.poll)
         self._poll.clock = reactor
 
@@ -56,10 +58,27 @@ class CommandDispatcher:
 
     # connections
 
-    def connected(self, device_id: int, channel) -> defer.Deferred:
-        """`channel` now speaks for the device: send what waits for it."""
+    def connected(self, device_id: int, channel) -> None:
+        """`channel` now speaks for the device: send what waits for it.
+
+        Devices that connect while the previous read of queued commands is running
+        are read together when it ends, so a reconnect storm (a cell tower back up,
+        a flood of logins) costs one query per round trip on the database pool, not
+        one per device, and the API's queries are not queued behind them."""
         self._channels[device_id] = channel
-        return self.deliver([device_id])
+        self._arrived.add(device_id)
+        if not self._reading_arrivals:
+            self._read_arrivals()
+
+    def _read_arrivals(self) -> None:
+        device_ids, self._arrived = sorted(self._arrived), set()
+        self._reading_arrivals = True
+
+        def done(_: object) -> None:
+            self._reading_arrivals = False
+            if self._arrived:
+                self._read_arrivals()
+        self.deliver(device_ids).addBoth(done)
 
     def disconnected(self, device_id: int, channel) -> None:
         if self._channels.get(device_id) is channel:

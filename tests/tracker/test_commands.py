@@ -155,3 +155,26 @@ def test_an_encoder_bug_fails_that_command_and_the_next_still_goes(world):
     dispatcher.connected(device.id, channel)
     assert statuses(store, device) == [("custom", "failed"), ("engineStop", "sent")]
     assert len(channel.sent) == 1
+
+
+def test_devices_connecting_during_a_read_are_read_together_after_it(tmp_path):
+    from tests.web.harness import QueuedThreadPool
+
+    store = SqlStore(f"sqlite:///{tmp_path / 't.db'}")
+    store.migrate()
+    reactor = FakeReactor()
+    reactor.advance(EPOCH.timestamp())
+    vans = [store.add_device(f"imei{i}", f"van {i}") for i in range(5)]
+    for van in vans:
+        store.queue_command(van.id, "engineStop", {}, NOW)
+    reads = []
+    real = store.queued_commands
+    store.queued_commands = lambda ids: (reads.append(sorted(ids)), real(ids))[1]
+    pool = QueuedThreadPool()
+    dispatcher = CommandDispatcher(store, reactor, pool)
+    channels = [FakeChannel() for _ in vans]
+    for van, channel in zip(vans, channels, strict=True):
+        dispatcher.connected(van.id, channel)     # the first read is still running
+    pool.run_all()
+    assert reads == [[vans[0].id], sorted(v.id for v in vans[1:])]
+    assert all(len(channel.sent) == 1 for channel in channels)
