@@ -23,10 +23,9 @@ venv=.venv-test
 [ -x "$venv/bin/tox" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q tox; }
 started=$(date +%s)
 status=0
-# The envs share one virtualenv (tox.ini env_dir): the first installs the package
-# and its test extra, the others reuse it as it is (--skip-pkg-install) instead of
-# re-resolving every dependency (about 35 s each).
-"$venv/bin/tox" -e unit -- "$@" || status=$?
-"$venv/bin/tox" -e e2e,postgis,lint --skip-pkg-install -- "$@" || status=$?
+# tox env `all`: the commands of the envs unit, e2e, postgis and lint in one
+# virtualenv, so the package and its dependencies are installed once (four envs
+# would install them four times, about 35 s each).
+"$venv/bin/tox" -e all -- "$@" || status=$?
 echo "test command finished in $(( $(date +%s) - started )) s (tox prints each env's time above), exit $status"
 exit "$status"
