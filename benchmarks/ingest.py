@@ -71,7 +71,12 @@ def benchmark(args: argparse.Namespace, database_url: str, workdir: Path) -> int
     from tracker.simulator import SimulationOptions, run_blocking
 
     extra = Path(args.push_config).read_text() if args.push_config else ""
-    server = ServerProcess(workdir, database_url, unknown="register", extra_config=extra)
+    # Every simulated device comes from 127.0.0.1 and registers on first contact: lift
+    # the unknown-device rate limits (5/s per source, 50/s in all), which would
+    # otherwise make the first minute a registration queue.
+    server = ServerProcess(workdir, database_url, unknown="register", extra_config=extra,
+                           devices={"unknown_rate_per_source": 1_000_000,
+                                    "unknown_rate_global": 1_000_000})
     if args.subscribe:
         channel, _, token = args.subscribe.partition("=")
         server.cli("user", "add", "--email", "bench@example.com", "--password", "pw12345678", "--admin")

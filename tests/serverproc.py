@@ -36,7 +36,7 @@ class ServerProcess:
 
     def __init__(self, workdir: Path, database_url: str, unknown: str = "refuse",
                  protocol: str = "gt06", extra_config: str = "", *,
-                 also: tuple[str, ...] = ()) -> None:
+                 also: tuple[str, ...] = (), devices: dict[str, int] | None = None) -> None:
         self.workdir = Path(workdir)
         self.protocol = protocol
         self.device_port = free_port()
@@ -47,6 +47,7 @@ class ServerProcess:
         self.config_path = self.workdir / "tracker.toml"
         self.log_path = self.workdir / "server.log"
         self._database_url, self._unknown, self._extra = database_url, unknown, extra_config
+        self._devices = devices or {}     # more [devices] keys, e.g. unknown_rate_per_source
         self._write_config()
         self.process: subprocess.Popen | None = None
 
@@ -58,7 +59,9 @@ class ServerProcess:
 
         lines = [f"[database]\nurl = {json.dumps(database_url)}",
                  f'[web]\nport = {self.web_port}\ninterface = "127.0.0.1"',
-                 f'[devices]\nunknown = "{unknown}"', "[protocols]"]
+                 f'[devices]\nunknown = "{unknown}"'
+                 + "".join(f"\n{key} = {value}" for key, value in self._devices.items()),
+                 "[protocols]"]
         for name, codec in sorted(CODECS.items()):   # others off: their ports may be taken
             transports = [a.split(":")[0] for a in codec.default_listen]
             listen = [f"{transport}:{self.ports[name]}:interface=127.0.0.1"

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -71,12 +72,32 @@ def clean_mapping(values: Mapping[str, Any], path: str = "", depth: int = 0) -> 
     for key, value in values.items():
         if len(cleaned) >= MAX_ITEMS:
             break
-        if not isinstance(key, str) or not KEY_RE.fullmatch(key):
+        if not isinstance(key, str) or not _key_ok(key):
+            continue
+        kind = type(value)          # the common plain scalars first: this runs per frame
+        if value is None or kind is bool or kind is str and len(value) <= MAX_TEXT_CHARS \
+                and value.isascii() and "\x00" not in value:
+            cleaned[key] = value
+            continue
+        if kind is float:
+            if math.isfinite(value):
+                cleaned[key] = value
+            continue
+        if kind is int:
+            if INT64_MIN <= value <= INT64_MAX:
+                cleaned[key] = value
             continue
         kept = _value(value, f"{path}.{key}" if path else key, depth + 1)
         if kept is not _DROP:
             cleaned[key] = kept
     return cleaned
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_ok(key: str) -> bool:
+    """Whether `key` is an attribute key we store (`KEY_RE`); devices use a small
+    vocabulary, so the answers are cached."""
+    return KEY_RE.fullmatch(key) is not None
 
 
 def _value(value: Any, path: str, depth: int) -> Any:
