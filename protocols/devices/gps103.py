@@ -7,10 +7,10 @@ builds device frames and reads server replies with it.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from protocols.base import DeviceReport
+from protocols.devices.common import SerialFreeDevice
 from protocols.gps103 import (
     ALARM_WORDS,
     HEARTBEAT_REPLY,
@@ -85,31 +85,13 @@ class DeviceAckReader:
         return tokens
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Gps103Device:
-    """DEVICE side of GPS103 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
-
-    transport: str = "tcp"
-    acks_login: bool = True
-    acks_reports: bool = False
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return device_login(unique_id)
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        return device_report(unique_id, report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return device_heartbeat(unique_id)
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
-
-
-DEVICE = Gps103Device()
+DEVICE = SerialFreeDevice(
+    transport="tcp", acks_login=True, acks_reports=False, login_frame=device_login,
+    report_frame=device_report, heartbeat_frame=device_heartbeat, make_ack_reader=DeviceAckReader)
+"""DEVICE side of GPS103 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
 
 
 __all__ = [
-    "DEVICE", "DEVICE_WORDS", "DeviceAckReader", "Gps103Device", "device_heartbeat",
+    "DEVICE", "DEVICE_WORDS", "DeviceAckReader", "device_heartbeat",
     "device_login", "device_report"
 ]

@@ -7,10 +7,10 @@ builds device frames and reads server replies with it.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from protocols.base import DeviceReport
+from protocols.devices.common import SerialFreeDevice, no_login
 from protocols.h02 import (
     Framer,
     Status,
@@ -67,28 +67,10 @@ class DeviceAckReader:
         return tokens
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class H02Device:
-    """DEVICE side of H02 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
-
-    transport: str = "tcp"
-    acks_login: bool = False
-    acks_reports: bool = False
-
-    def login(self, unique_id: str, serial: int) -> bytes:
-        return b""
-
-    def report(self, unique_id: str, serial: int, report: DeviceReport) -> bytes:
-        return device_report(unique_id, report)
-
-    def heartbeat(self, unique_id: str, serial: int) -> bytes:
-        return device_heartbeat(unique_id)
-
-    def ack_reader(self) -> DeviceAckReader:
-        return DeviceAckReader()
+DEVICE = SerialFreeDevice(
+    transport="tcp", acks_login=False, acks_reports=False, login_frame=no_login,
+    report_frame=device_report, heartbeat_frame=device_heartbeat, make_ack_reader=DeviceAckReader)
+"""DEVICE side of H02 for `tracker simulate` (see `protocols.base.DeviceSide`)."""
 
 
-DEVICE = H02Device()
-
-
-__all__ = ["DEVICE", "DeviceAckReader", "H02Device", "device_heartbeat", "device_report"]
+__all__ = ["DEVICE", "DeviceAckReader", "device_heartbeat", "device_report"]
